@@ -1,0 +1,309 @@
+"""``curator analyze``: images -> metrics, thumbnails and embeddings (batched, resumable) ->
+issues, neighbours and the 2D projection (one transaction at the end).
+
+Resumability: every batch first flushes its rows of the memory-mapped array files, then
+commits its metrics together with the keys saying which file version and which backbone
+they came from. A killed run loses at most the batch in flight; the next run redoes only
+items whose keys do not match (new, changed, or never finished).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .backbones import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, load_backbone, resolve_device, tune_malloc
+from .checks.base import FINDING_COLUMNS
+from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
+from .checks.image_checks import run_image_checks
+from .checks.labels import LabelIssueCheck, OutlierCheck
+from .errors import CuratorError, InterruptedRun
+from .imaging import THUMB_SIZE, read_image
+from .neighbors import knn, normalize, reduce_dims
+from .project import Project
+from .projection import project_2d
+from .store import METRIC_COLUMNS, atomic_save_npy, transaction
+
+ANALYSIS_VERSION = "1"  # bump when check logic changes so stored issues are recomputed
+NEIGHBOURS = 15
+
+
+@dataclass
+class AnalyzeOptions:
+    backbone: str = DEFAULT_BACKBONE
+    resolution: int | None = None
+    device: str = "auto"
+    batch_size: int = 32
+    workers: int = 1
+    projection: str = "umap"
+    progress: bool = True
+    stop_after_batches: int | None = None  # testing hook: simulate an interruption
+
+
+@dataclass
+class AnalyzeReport:
+    items: int
+    processed: int
+    reused: int
+    issues: dict
+    timings: dict = field(default_factory=dict)
+    up_to_date: bool = False
+
+
+class _ImageDataset:
+    """Decodes and measures images; runs in DataLoader worker processes."""
+
+    def __init__(self, paths, resolution, mean, std):
+        self.paths, self.resolution, self.mean, self.std = paths, resolution, mean, std
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return i, read_image(self.paths[i], resolution=self.resolution, mean=self.mean, std=self.std)
+
+
+def _file_key(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _safe(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+
+
+def _open_array(path: Path, shape, dtype) -> tuple[np.ndarray, bool]:
+    """Memory-map an array file, creating it (zeros) when missing or of another shape."""
+    from numpy.lib.format import open_memmap
+
+    if path.exists():
+        try:
+            arr = open_memmap(path, mode="r+")
+            if arr.shape == tuple(shape) and arr.dtype == np.dtype(dtype):
+                return arr, False
+            del arr
+        except (ValueError, OSError):
+            pass
+    tmp = path.with_suffix(".tmp.npy")
+    arr = open_memmap(tmp, mode="w+", shape=tuple(shape), dtype=dtype)
+    arr.flush()
+    del arr
+    os.replace(tmp, path)
+    return open_memmap(path, mode="r+"), True
+
+
+def _progress(total, desc, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, leave=True)
+
+
+def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tuple[str, str, int, int]:
+    """Stage 1. Returns (backbone key, embeddings file name, processed count, reused count)."""
+    items = project.items()
+    n = len(items)
+    resolution = int(opts.resolution or (DEFAULT_RESOLUTION if opts.backbone == DEFAULT_BACKBONE else 224))
+    backbone_key = f"{opts.backbone}@{resolution}"
+    locations = [project.resolve(loc) for loc in items["location"]]
+    file_keys = [_file_key(p) for p in locations]
+    wanted = [f"{backbone_key}|{k}" for k in file_keys]
+
+    stored = dict(project.db.execute("SELECT item_id, embed_key FROM metrics").fetchall())
+    thumbs_path = project.array_path("thumbnails.npy")
+    thumbs, thumbs_new = _open_array(thumbs_path, (n, THUMB_SIZE, THUMB_SIZE), np.uint8)
+    pending = [i for i in range(n) if thumbs_new or stored.get(i) != wanted[i]]
+    reused = n - len(pending)
+
+    device = resolve_device(opts.device)
+    emb_file = f"embeddings-{_safe(backbone_key)}.npy"
+    t0 = time.perf_counter()
+    if pending:
+        tune_malloc()
+        import torch
+
+        backbone = load_backbone(opts.backbone, resolution, device)
+        timings["model_load"] = round(time.perf_counter() - t0, 3)
+        emb, emb_new = _open_array(project.array_path(emb_file), (n, backbone.dim), np.float32)
+        if emb_new and reused:  # a fresh embedding file: everything must be embedded again
+            pending, reused = list(range(n)), 0
+        dataset = _ImageDataset([str(locations[i]) for i in pending], resolution, backbone.mean, backbone.std)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=opts.batch_size,
+            num_workers=max(0, opts.workers),
+            collate_fn=list,
+            prefetch_factor=4 if opts.workers > 0 else None,
+        )
+        cols = list(METRIC_COLUMNS)
+        sql = f"INSERT OR REPLACE INTO metrics(item_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
+        forward_s = 0.0
+        t_loop = time.perf_counter()
+        bar = _progress(len(pending), "embedding + metrics", opts.progress)
+        try:
+            for batch_no, batch in enumerate(loader):
+                ids = np.array([pending[pos] for pos, _ in batch])
+                recs = [rec for _, rec in batch]
+                ok = [k for k, r in enumerate(recs) if r.model_input is not None]
+                feats = np.zeros((len(recs), backbone.dim), dtype=np.float32)
+                if ok:
+                    x = torch.from_numpy(np.stack([recs[k].model_input for k in ok])).to(device)
+                    tf = time.perf_counter()
+                    feats[ok] = backbone.forward(x)
+                    forward_s += time.perf_counter() - tf
+                emb[ids] = feats
+                thumbs[ids] = np.stack(
+                    [r.thumbnail if r.thumbnail is not None else np.zeros((THUMB_SIZE, THUMB_SIZE), np.uint8) for r in recs]
+                )
+                emb.flush()
+                thumbs.flush()
+                rows = []
+                for item_id, rec in zip(ids, recs):
+                    m = dict(rec.metrics)
+                    m["scan_key"] = file_keys[item_id]
+                    m["embed_key"] = wanted[item_id]
+                    rows.append((int(item_id), *[m.get(c) for c in cols]))
+                with transaction(project.db) as c:
+                    c.executemany(sql, rows)
+                bar.update(len(recs))
+                if opts.stop_after_batches is not None and batch_no + 1 >= opts.stop_after_batches:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            bar.close()
+            done = project.db.execute(
+                "SELECT COUNT(*) FROM metrics WHERE embed_key LIKE ?", (backbone_key + "|%",)
+            ).fetchone()[0]
+            raise InterruptedRun(
+                f"interrupted: {done} of {n} images are done and saved; run `curator analyze {project.root}` again to resume"
+            ) from None
+        bar.close()
+        timings["embed_total"] = round(time.perf_counter() - t_loop, 3)
+        timings["cnn_forward"] = round(forward_s, 3)
+        del emb
+    del thumbs
+    if not project.array_path(emb_file).exists():
+        raise CuratorError("embeddings are missing; run analyze again")
+    return backbone_key, emb_file, len(pending), reused
+
+
+def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> str:
+    h = hashlib.sha256()
+    h.update(f"{ANALYSIS_VERSION}|{__version__}|{backbone_key}|{opts.projection}".encode())
+    for row in project.db.execute("SELECT i.item_id, i.label, m.embed_key FROM items i LEFT JOIN metrics m USING(item_id) ORDER BY i.item_id"):
+        h.update(repr(row).encode())
+    return h.hexdigest()
+
+
+def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> dict:
+    """Stage 2: every check, neighbours, label issues and projection; one write at the end."""
+    metrics = project.metrics()
+    n = len(metrics)
+    t = time.perf_counter()
+    findings = run_image_checks(metrics)
+    exact = ExactDuplicateCheck().find(metrics)
+    findings.append(exact)
+    timings["image_checks"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    emb = np.load(project.array_path(emb_file), mmap_mode="r")
+    readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
+    x = normalize(np.asarray(emb[readable]))
+    x_knn = normalize(reduce_dims(x, 256)) if len(readable) > 2 else x
+    k = min(NEIGHBOURS, max(len(readable) - 1, 1))
+    nbr_idx, nbr_sim = knn(x_knn, k, normalized=True) if len(readable) > 1 else (np.full((len(readable), 1), -1), np.full((len(readable), 1), -np.inf))
+    timings["neighbours"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    thumbs = np.asarray(project.thumbnails())
+    n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
+    cnn_pairs = np.stack([np.repeat(readable, min(8, nbr_idx.shape[1])), nbr_idx[:, :8].ravel()], axis=1)
+    cnn_pairs = cnn_pairs[cnn_pairs[:, 1] >= 0]
+    cnn_pairs[:, 1] = readable[cnn_pairs[:, 1]]
+    findings.append(NearDuplicateCheck().find(metrics, thumbs, cnn_pairs, group_offset=n_exact_groups + 1))
+    timings["near_duplicates"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    classes = project.classes
+    class_index = {c: i for i, c in enumerate(classes)}
+    labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
+    label_findings, proba = LabelIssueCheck().find(readable, x_knn, labels, classes, nbr_idx, nbr_sim)
+    findings.append(label_findings)
+    findings.append(OutlierCheck().find(readable, nbr_sim[:, :10]))
+    timings["labels_outliers"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    coords = np.full((n, 2), np.nan, dtype=np.float32)
+    if len(readable):
+        coords[readable] = project_2d(reduce_dims(x, 50), nbr_idx, nbr_sim, method=opts.projection)
+    timings["projection"] = round(time.perf_counter() - t, 3)
+
+    # full-length neighbour table (item ids) for "show similar" in the explorer
+    neighbours = np.full((n, nbr_idx.shape[1]), -1, dtype=np.int32)
+    neighbours[readable] = np.where(nbr_idx >= 0, readable[np.clip(nbr_idx, 0, None)], -1)
+    full_proba = np.full((n, len(classes)), np.nan, dtype=np.float32)
+    if len(classes) and len(proba):
+        full_proba[readable] = proba
+
+    all_findings = pd.concat([f for f in findings if len(f)], ignore_index=True) if any(len(f) for f in findings) else pd.DataFrame(columns=FINDING_COLUMNS)
+    rows = [
+        (int(r.item_id), r.issue, float(r.score), r.severity, r.suggested_label,
+         None if pd.isna(r.group_id) else int(r.group_id), None if pd.isna(r.keep) else int(bool(r.keep)))
+        for r in all_findings.itertuples(index=False)
+    ]
+    atomic_save_npy(project.array_path("projection.npy"), coords)
+    atomic_save_npy(project.array_path("neighbors.npy"), neighbours)
+    atomic_save_npy(project.array_path("label_proba.npy"), full_proba)
+    with transaction(project.db) as c:
+        c.execute("DELETE FROM issues")
+        c.executemany(
+            "INSERT INTO issues(item_id, issue, score, severity, suggested_label, group_id, keep) VALUES (?,?,?,?,?,?,?)",
+            rows,
+        )
+    return all_findings["issue"].value_counts().to_dict()
+
+
+def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None = None) -> AnalyzeReport:
+    """Analyze a project end to end; cheap when nothing changed since the last run."""
+    opts = options or AnalyzeOptions()
+    if opts.batch_size < 1:
+        raise CuratorError("--batch-size must be at least 1")
+    project = project if isinstance(project, Project) else Project(project)
+    timings: dict = {}
+    t_all = time.perf_counter()
+    backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings)
+    fingerprint = _fingerprint(project, backbone_key, opts)
+    stored = project.db.execute("SELECT fingerprint FROM stages WHERE name='issues'").fetchone()
+    if stored and stored[0] == fingerprint and project.is_analyzed and project.array_path("projection.npy").exists():
+        counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
+        return AnalyzeReport(len(project), processed, reused, counts, timings, up_to_date=True)
+    counts = find_issues(project, emb_file, opts, timings)
+    timings["total"] = round(time.perf_counter() - t_all, 3)
+    with transaction(project.db) as c:
+        c.execute("INSERT OR REPLACE INTO stages(name, fingerprint) VALUES ('issues', ?)", (fingerprint,))
+    dim = int(np.load(project.array_path(emb_file), mmap_mode="r").shape[1])
+    project.manifest["analysis"] = {
+        "backbone": opts.backbone,
+        "backbone_key": backbone_key,
+        "embeddings_file": emb_file,
+        "embedding_dim": dim,
+        "projection": opts.projection,
+        "items": len(project),
+        "issues": {k: int(v) for k, v in counts.items()},
+        "timings": timings,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "curator_version": __version__,
+        "analysis_version": ANALYSIS_VERSION,
+        "label_proba_classes": project.classes,
+    }
+    project.save_manifest()
+    return AnalyzeReport(len(project), processed, reused, counts, timings)

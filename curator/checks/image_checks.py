@@ -1,0 +1,201 @@
+"""Image-level checks on per-image metrics.
+
+Each rule combines a dataset-relative test (ratio to the dataset median, which still works
+when most images are identical, as on MNIST where the interquartile range is zero) with an
+absolute guard, so that a uniformly dark dataset (MNIST: black background) is not flagged
+wholesale and a bright photo is not flagged because the rest of the set is dark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .base import Finding
+
+
+def _median(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.median()) if len(values) else float("nan")
+
+
+@dataclass
+class ImageCheck:
+    """Base: subclasses define ``name`` and ``score_and_flags(metrics) -> (score, flag, severe)``."""
+
+    name = "base"
+
+    def find(self, metrics: pd.DataFrame) -> pd.DataFrame:
+        readable = metrics[metrics["readable"] == 1]
+        if readable.empty:
+            return Finding(self.name, [], [], [])
+        score, flag, severe = self.score_and_flags(readable)
+        flag = np.asarray(flag, dtype=bool)
+        return Finding(
+            self.name,
+            readable["item_id"].to_numpy()[flag],
+            np.asarray(score)[flag],
+            np.asarray(severe, dtype=bool)[flag],
+        )
+
+
+@dataclass
+class UnreadableCheck:
+    """``unreadable``: the file is missing, empty, truncated or not an image. Score 1, severe."""
+
+    name = "unreadable"
+
+    def find(self, metrics: pd.DataFrame) -> pd.DataFrame:
+        bad = metrics[metrics["readable"] == 0]
+        return Finding(self.name, bad["item_id"], np.ones(len(bad)), np.ones(len(bad), bool))
+
+
+@dataclass
+class DarkCheck(ImageCheck):
+    """``dark``: the brightest 1% of pixels (``brightness_high``, the 99th percentile of luminance
+    in [0, 1]) is far below the dataset's typical value.
+
+    Flagged when brightness_high < ``ratio`` x dataset median AND < ``absolute_max``, or when
+    it is below ``always_below`` whatever the dataset (a practically black image). Using the
+    99th percentile keeps MNIST-style images (black background, white strokes) clean.
+    Score: 1 - brightness_high / median. Severe below ``severe_ratio`` x median.
+    """
+
+    name = "dark"
+    ratio: float = 0.45
+    absolute_max: float = 0.5
+    always_below: float = 0.06
+    severe_ratio: float = 0.25
+
+    def score_and_flags(self, m):
+        v = m["brightness_high"].to_numpy()
+        ref = max(_median(m["brightness_high"]), 1e-6)
+        score = np.clip(1.0 - v / ref, 0.0, 1.0)
+        flag = ((v < self.ratio * ref) & (v < self.absolute_max)) | (v < self.always_below)
+        severe = (v < self.severe_ratio * ref) | (v < self.always_below)
+        return score, flag, severe
+
+
+@dataclass
+class BrightCheck(ImageCheck):
+    """``bright``: even the darkest 5% of pixels are close to white.
+
+    Works on headroom = 1 - brightness_low (brightness_low = 5th percentile of luminance):
+    flagged when headroom < ``ratio`` x dataset median headroom AND < ``absolute_max``, or when
+    headroom < ``always_below`` (a practically white image). Score: 1 - headroom / median.
+    """
+
+    name = "bright"
+    ratio: float = 0.45
+    absolute_max: float = 0.5
+    always_below: float = 0.04
+    severe_ratio: float = 0.25
+
+    def score_and_flags(self, m):
+        headroom = 1.0 - m["brightness_low"].to_numpy()
+        ref = max(float(np.median(headroom)), 1e-6)
+        score = np.clip(1.0 - headroom / ref, 0.0, 1.0)
+        flag = ((headroom < self.ratio * ref) & (headroom < self.absolute_max)) | (headroom < self.always_below)
+        severe = (headroom < self.severe_ratio * ref) | (headroom < self.always_below)
+        return score, flag, severe
+
+
+@dataclass
+class BlurryCheck(ImageCheck):
+    """``blurry``: edge energy (std of the Laplacian / std of the image, so darkening or
+    brightening does not change it) far below the dataset median.
+
+    Flagged when sharpness < ``ratio`` x median sharpness; near-constant images (contrast <
+    ``min_contrast``) are left to ``low_information``. Score: 1 - sharpness / median.
+    """
+
+    name = "blurry"
+    ratio: float = 0.5
+    min_contrast: float = 0.02
+    severe_ratio: float = 0.3
+
+    def score_and_flags(self, m):
+        s = m["sharpness"].to_numpy()
+        ref = max(_median(m["sharpness"]), 1e-6)
+        textured = m["contrast"].to_numpy() >= self.min_contrast
+        score = np.clip(1.0 - s / ref, 0.0, 1.0)
+        flag = textured & (s < self.ratio * ref)
+        return score, flag, textured & (s < self.severe_ratio * ref)
+
+
+@dataclass
+class LowInformationCheck(ImageCheck):
+    """``low_information``: almost nothing to see; grey-level entropy below ``ratio`` x the
+    dataset median, or contrast (std of luminance) below ``min_contrast`` (a flat image).
+    Score: 1 - entropy / median entropy."""
+
+    name = "low_information"
+    ratio: float = 0.35
+    min_contrast: float = 0.02
+    severe_ratio: float = 0.15
+
+    def score_and_flags(self, m):
+        e = m["entropy"].to_numpy()
+        ref = max(_median(m["entropy"]), 1e-6)
+        flat = m["contrast"].to_numpy() < self.min_contrast
+        score = np.where(flat, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
+        flag = flat | (e < self.ratio * ref)
+        return score, flag, flat | (e < self.severe_ratio * ref)
+
+
+def _log_deviation(values: np.ndarray) -> tuple[np.ndarray, float]:
+    logs = np.log(np.maximum(values, 1e-9))
+    med = float(np.median(logs))
+    mad = float(np.median(np.abs(logs - med))) * 1.4826
+    return np.abs(logs - med), mad
+
+
+@dataclass
+class OddSizeCheck(ImageCheck):
+    """``odd_size``: pixel area at least ``min_factor`` times smaller or larger than the dataset
+    median AND beyond ``z`` robust standard deviations of log-area (so a dataset of varied sizes
+    is not flagged wholesale). Score: |log(area / median area)|."""
+
+    name = "odd_size"
+    min_factor: float = 4.0
+    z: float = 4.0
+    severe_factor: float = 16.0
+
+    def score_and_flags(self, m):
+        dev, sigma = _log_deviation(m["area"].to_numpy())
+        flag = (dev > np.log(self.min_factor)) & (dev > self.z * sigma)
+        return dev, flag, flag & (dev > np.log(self.severe_factor))
+
+
+@dataclass
+class OddAspectRatioCheck(ImageCheck):
+    """``odd_aspect_ratio``: width/height at least ``min_factor`` times away from the dataset's
+    median aspect ratio AND beyond ``z`` robust standard deviations of log-aspect.
+    Score: |log(aspect / median aspect)|."""
+
+    name = "odd_aspect_ratio"
+    min_factor: float = 2.0
+    z: float = 4.0
+    severe_factor: float = 4.0
+
+    def score_and_flags(self, m):
+        dev, sigma = _log_deviation(m["aspect_ratio"].to_numpy())
+        flag = (dev > np.log(self.min_factor)) & (dev > self.z * sigma)
+        return dev, flag, flag & (dev > np.log(self.severe_factor))
+
+
+IMAGE_CHECKS = (
+    UnreadableCheck(),
+    DarkCheck(),
+    BrightCheck(),
+    BlurryCheck(),
+    LowInformationCheck(),
+    OddSizeCheck(),
+    OddAspectRatioCheck(),
+)
+
+
+def run_image_checks(metrics: pd.DataFrame, checks=IMAGE_CHECKS) -> list[pd.DataFrame]:
+    return [check.find(metrics) for check in checks]

@@ -1,0 +1,117 @@
+"""Label errors and outliers from the embedding space.
+
+``label_issue``: out-of-fold class probabilities (a cross-validated logistic regression on the
+features, so no item is scored by a model that saw its own label) averaged with the label
+distribution of its nearest neighbours. An item is flagged when another class is both the
+most likely and more likely than the given label by ``min_margin`` (confident-learning
+style); the suggested label is that class.
+
+``outlier``: mean cosine distance to the ``k`` nearest neighbours, flagged far beyond the
+dataset's typical value (robust z-score).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .base import Finding, empty_findings
+
+
+def out_of_fold_proba(x: np.ndarray, y: np.ndarray, n_classes: int, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """(N, C) probabilities, each row from a model trained on the other folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    proba = np.zeros((len(y), n_classes), dtype=np.float64)
+    counts = np.bincount(y, minlength=n_classes)
+    folds = int(max(2, min(folds, counts[counts > 0].min())))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, test in splitter.split(x, y):
+        clf = LogisticRegression(C=1.0, max_iter=300, tol=1e-3)
+        clf.fit(x[train], y[train])
+        proba[np.ix_(test, clf.classes_)] = clf.predict_proba(x[test])
+    return proba
+
+
+def neighbour_label_proba(nbr_idx: np.ndarray, nbr_sim: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Similarity-weighted label histogram of each item's neighbours (self excluded)."""
+    valid = (nbr_idx >= 0) & (y[np.clip(nbr_idx, 0, None)] >= 0)
+    weights = np.where(valid, np.clip(nbr_sim, 0.0, None) + 1e-6, 0.0)
+    proba = np.zeros((len(nbr_idx), n_classes), dtype=np.float64)
+    rows = np.repeat(np.arange(len(nbr_idx)), nbr_idx.shape[1])
+    labels = y[np.clip(nbr_idx, 0, None)].ravel()
+    np.add.at(proba, (rows[valid.ravel()], labels[valid.ravel()]), weights.ravel()[valid.ravel()])
+    total = proba.sum(axis=1, keepdims=True)
+    return np.where(total > 0, proba / np.maximum(total, 1e-12), 1.0 / n_classes)
+
+
+@dataclass
+class LabelIssueCheck:
+    """``label_issue`` with ``suggested_label``. Score: p(suggested) - p(given), in (0, 1];
+    flagged when > ``min_margin``; severe when > ``severe_margin``."""
+
+    name = "label_issue"
+    knn_weight: float = 0.5
+    min_margin: float = 0.2
+    severe_margin: float = 0.6
+    folds: int = 5
+
+    def probabilities(self, features, labels, nbr_idx, nbr_sim, classes):
+        y = labels
+        n_classes = len(classes)
+        known = y >= 0
+        p_clf = np.full((len(y), n_classes), 1.0 / n_classes)
+        trainable = known & np.isin(y, np.flatnonzero(np.bincount(y[known], minlength=n_classes) >= 2))
+        if trainable.sum() >= 4 and len(np.unique(y[trainable])) >= 2:
+            p_clf[trainable] = out_of_fold_proba(features[trainable], y[trainable], n_classes, self.folds)
+        p_knn = neighbour_label_proba(nbr_idx, nbr_sim, y, n_classes)
+        return (1 - self.knn_weight) * p_clf + self.knn_weight * p_knn
+
+    def find(self, item_ids, features, labels, classes, nbr_idx, nbr_sim) -> tuple[pd.DataFrame, np.ndarray]:
+        """item_ids/labels aligned with features rows; labels are class indices (-1 = none).
+        Returns the findings and the (N, C) combined probabilities."""
+        if len(classes) < 2:
+            return empty_findings(), np.zeros((len(labels), len(classes)))
+        proba = self.probabilities(features, labels, nbr_idx, nbr_sim, classes)
+        known = labels >= 0
+        given = np.where(known, proba[np.arange(len(labels)), np.clip(labels, 0, None)], 1.0)
+        other = proba.copy()
+        other[np.arange(len(labels))[known], labels[known]] = -1.0
+        best = other.argmax(axis=1)
+        margin = other[np.arange(len(labels)), best] - given
+        flag = known & (margin > self.min_margin)
+        return (
+            Finding(
+                self.name,
+                np.asarray(item_ids)[flag],
+                margin[flag],
+                margin[flag] > self.severe_margin,
+                suggested=[classes[c] for c in best[flag]],
+            ),
+            proba,
+        )
+
+
+@dataclass
+class OutlierCheck:
+    """``outlier``: mean cosine distance to the ``k`` nearest neighbours more than ``z`` robust
+    standard deviations above the median (severe beyond ``severe_z``). Score: that z-score."""
+
+    name = "outlier"
+    z: float = 6.0
+    severe_z: float = 10.0
+
+    def find(self, item_ids, nbr_sim) -> pd.DataFrame:
+        if len(item_ids) < 10:
+            return empty_findings()
+        sims = np.where(np.isfinite(nbr_sim), nbr_sim, np.nan)
+        dist = 1.0 - np.nanmean(sims, axis=1)
+        med = np.nanmedian(dist)
+        sigma = 1.4826 * np.nanmedian(np.abs(dist - med))
+        sigma = max(sigma, 1e-6)
+        zscore = (dist - med) / sigma
+        flag = zscore > self.z
+        return Finding(self.name, np.asarray(item_ids)[flag], zscore[flag], zscore[flag] > self.severe_z)

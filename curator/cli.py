@@ -1,0 +1,172 @@
+"""The ``curator`` command line. Every failure the user can cause ends in one line on stderr
+and a non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import CuratorError
+from .issue_types import ISSUE_TYPES, validate_issue_types
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns CuratorError (and Ctrl-C) into one line instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CuratorError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="curator")
+def main():
+    """curator: find duplicates, bad images and label errors in an image-classification dataset."""
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Project folder to create.")
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path), help="CSV or Parquet with path,label columns.")
+@click.option("--copy", is_flag=True, help="Copy the images into the project instead of referencing them in place.")
+@click.option("--force", is_flag=True, help="Replace an existing project folder.")
+def import_cmd(source, out, labels_file, copy, force):
+    """Make a project from a class-per-folder tree, or a folder plus a labels file."""
+    from .importers import import_project
+
+    project = import_project(source, out, labels_file, copy=copy, overwrite=force)
+    n = len(project)
+    labelled = int(project.items()["label"].notna().sum())
+    click.echo(f"created project {project.root} with {n} images ({labelled} labelled, {len(project.classes)} classes)")
+    click.echo(f"next: curator analyze {project.root}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--dir", "target_dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Where the project folders are written.")
+@click.option("--list", "list_only", is_flag=True, help="List the sandbox datasets and exit.")
+@click.option("--force", is_flag=True, help="Download and rebuild even when the project exists.")
+def download(names, target_dir, list_only, force):
+    """Fetch sandbox datasets into project folders (digits works offline)."""
+    from sandbox_datasets import registry
+
+    recipes = registry()
+
+    def listing():
+        for r in recipes.values():
+            click.echo(f"{r.name:<14} {r.size:<34} {r.source} ({r.licence})")
+
+    if list_only:
+        listing()
+        return
+    if not names:
+        listing()
+        click.echo("hint: curator download NAME [NAME ...]   (e.g. curator download digits)", err=True)
+        sys.exit(2)
+    unknown = [n for n in names if n not in recipes]
+    if unknown:
+        raise CuratorError(f"unknown dataset {unknown[0]!r}; available: {', '.join(recipes)}")
+    for name in names:
+        recipe = recipes[name]
+        existing = [Path(target_dir) / p for p in recipe.projects]
+        if not force and all((p / "curator.json").exists() for p in existing):
+            click.echo(f"{name}: already there ({', '.join(str(p) for p in existing)}); use --force to rebuild")
+            continue
+        for root in recipe.build(Path(target_dir), force):
+            click.echo(f"created project {root}")
+
+
+@main.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--backbone", default="efficientnet-lite0", show_default=True,
+              help="Feature extractor: efficientnet-lite0 (offline) or a torchvision model name, e.g. resnet50.")
+@click.option("--resolution", type=int, default=None, help="Model input size in pixels (default 128 for lite0, 224 otherwise).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Image-decoding worker processes.")
+@click.option("--projection", type=click.Choice(["umap", "pca"]), default="umap", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def analyze(project, backbone, resolution, device, batch_size, workers, projection, quiet):
+    """Embed every image, compute quality metrics and issues, and the 2D projection."""
+    from .analyze import AnalyzeOptions
+    from .analyze import analyze as run
+    from .project import Project
+
+    proj = Project(project)
+    opts = AnalyzeOptions(backbone=backbone, resolution=resolution, device=device, batch_size=batch_size,
+                          workers=workers, projection=projection, progress=not quiet)
+    report = run(proj, opts)
+    if report.up_to_date:
+        click.echo(f"{proj.name}: up to date ({report.items} images, nothing changed)")
+    else:
+        click.echo(f"{proj.name}: analyzed {report.items} images ({report.processed} processed, {report.reused} reused)")
+    _print_counts({t: report.issues.get(t, 0) for t in ISSUE_TYPES})
+    click.echo(f"next: curator summary {proj.root}  |  curator export {proj.root} -o issues.csv")
+
+
+def _print_counts(counts: dict):
+    width = max(len(k) for k in counts)
+    for name, count in counts.items():
+        click.echo(f"  {name:<{width}}  {count:>7}")
+
+
+@main.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def summary(project, as_json):
+    """Issue counts per type and per class."""
+    from .project import Project
+
+    proj = Project(project)
+    info = proj.summary()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"project {info['project']}: {info['items']} images, {info['flagged_items']} flagged"
+               + ("" if info["analyzed"] else " (not analyzed yet)"))
+    click.echo("issues:")
+    _print_counts(info["issues"])
+    click.echo("classes (images / flagged):")
+    width = max([len(c) for c in info["classes"]] + [5])
+    for name, c in info["classes"].items():
+        click.echo(f"  {name:<{width}}  {c['items']:>7}  {c['flagged']:>7}")
+
+
+@main.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--issue", "issues", multiple=True, help=f"Keep only this issue type (repeatable): {', '.join(ISSUE_TYPES)}.")
+@click.option("--tag", "tags", multiple=True, help="Keep only items with this tag (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default=None,
+              help="Output format (default: from the -o extension, else csv).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Output file (default: stdout for csv/json).")
+def export(project, issues, tags, fmt, output):
+    """Write the flagged-item list: item_id, path, label, issue, score, severity, suggested_label, group_id, keep."""
+    from .export import write_export
+    from .project import Project
+
+    validate_issue_types(issues)
+    proj = Project(project)
+    proj.require_analyzed()
+    frame = proj.export_frame(issues, tags)
+    written = write_export(frame, output, fmt)
+    if output is not None:
+        click.echo(f"wrote {len(frame)} rows to {written}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

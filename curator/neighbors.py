@@ -1,0 +1,63 @@
+"""k-nearest-neighbour search with faiss: exact inner product up to ``EXACT_LIMIT`` items,
+HNSW beyond (sub-quadratic), always on L2-normalised float32 vectors (cosine similarity)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EXACT_LIMIT = 100_000
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def reduce_dims(x: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """PCA to at most ``dims`` dimensions (randomised SVD: cost linear in the item count)."""
+    if x.shape[1] <= dims or x.shape[0] <= dims:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=dims, svd_solver="randomized", random_state=seed)
+    return np.ascontiguousarray(pca.fit_transform(x), dtype=np.float32)
+
+
+def build_index(x: np.ndarray):
+    import faiss
+
+    n, d = x.shape
+    if n <= EXACT_LIMIT:
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 96
+    index.add(x)
+    return index
+
+
+def knn(x: np.ndarray, k: int, *, normalized: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, similarities) of the ``k`` nearest other items of every row of ``x``.
+
+    Self-matches are removed; where fewer than ``k`` neighbours exist, index -1 / sim -inf.
+    """
+    x = x if normalized else normalize(x)
+    n = x.shape[0]
+    k_eff = min(k + 1, n)
+    index = build_index(x)
+    sims, idx = index.search(x, k_eff)
+    # drop self wherever it landed (exact duplicates can tie with it), keep the order of the rest
+    is_other = (idx != np.arange(n)[:, None]) & (idx >= 0)
+    order = np.argsort(~is_other, axis=1, kind="stable")[:, :k]
+    out_idx = np.take_along_axis(idx, order, axis=1).astype(np.int64)
+    out_sim = np.take_along_axis(sims, order, axis=1).astype(np.float32)
+    valid = np.take_along_axis(is_other, order, axis=1)
+    out_idx[~valid] = -1
+    out_sim[~valid] = -np.inf
+    if out_idx.shape[1] < k:  # fewer items than k + 1
+        pad = k - out_idx.shape[1]
+        out_idx = np.pad(out_idx, ((0, 0), (0, pad)), constant_values=-1)
+        out_sim = np.pad(out_sim, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return out_idx, out_sim

@@ -1,0 +1,38 @@
+"""2D map of the embedding space for the explorer: UMAP (fixed seed) on PCA-50 of the
+L2-normalised embeddings, fed with the faiss neighbours we already computed, which spares
+UMAP's own (JIT-heavy) neighbour search."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def project_2d(x: np.ndarray, nbr_idx: np.ndarray | None = None, nbr_sim: np.ndarray | None = None,
+               method: str = "umap", seed: int = 42) -> np.ndarray:
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    if n < 5 or method == "pca":
+        from sklearn.decomposition import PCA
+
+        out = np.zeros((n, 2), dtype=np.float32)
+        if n >= 2:
+            comps = PCA(n_components=min(2, n, x.shape[1]), random_state=seed).fit_transform(x)
+            out[:, : comps.shape[1]] = comps
+        return out
+    import warnings
+
+    import umap
+
+    k = 15 if nbr_idx is None else min(15, nbr_idx.shape[1] + 1)
+    k = min(k, n - 1)
+    kwargs = {}
+    if nbr_idx is not None and nbr_idx.shape[1] + 1 >= k and (nbr_idx[:, : k - 1] >= 0).all():
+        # UMAP expects each point to be its own first neighbour at distance 0
+        idx = np.concatenate([np.arange(n)[:, None], nbr_idx[:, : k - 1]], axis=1).astype(np.int64)
+        dist = np.concatenate([np.zeros((n, 1)), 1.0 - np.clip(nbr_sim[:, : k - 1], -1, 1)], axis=1).astype(np.float32)
+        kwargs["precomputed_knn"] = (idx, np.maximum(dist, 0.0), None)
+    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric="cosine", random_state=seed, init="spectral" if n > 100 else "random", **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return reducer.fit_transform(x).astype(np.float32)
