@@ -32,7 +32,7 @@ from .project import Project
 from .projection import project_2d
 from .store import METRIC_COLUMNS, atomic_save_npy, transaction
 
-ANALYSIS_VERSION = "1"  # bump when check logic changes so stored issues are recomputed
+ANALYSIS_VERSION = "3"  # bump when check logic changes so stored issues are recomputed
 NEIGHBOURS = 15
 
 
@@ -204,39 +204,67 @@ def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> s
     return h.hexdigest()
 
 
+def _pairs(ids: np.ndarray, nbr_idx: np.ndarray, k: int) -> np.ndarray:
+    """(P, 2) item-id pairs of each row's first ``k`` neighbours (local indices -> ids)."""
+    cols = nbr_idx[:, :k]
+    pairs = np.stack([np.repeat(ids, cols.shape[1]), cols.ravel()], axis=1)
+    pairs = pairs[pairs[:, 1] >= 0]
+    pairs[:, 1] = ids[pairs[:, 1]]
+    return pairs
+
+
+def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
+    """Per-image standardised thumbnails (brightness/contrast removed), unit norm."""
+    flat = thumbs.reshape(len(thumbs), -1).astype(np.float32)
+    flat -= flat.mean(axis=1, keepdims=True)
+    return normalize(flat)
+
+
 def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> dict:
     """Stage 2: every check, neighbours, label issues and projection; one write at the end."""
     metrics = project.metrics()
     n = len(metrics)
-    t = time.perf_counter()
-    findings = run_image_checks(metrics)
-    exact = ExactDuplicateCheck().find(metrics)
-    findings.append(exact)
-    timings["image_checks"] = round(time.perf_counter() - t, 3)
+    readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
+    empty_nbrs = (np.full((len(readable), 1), -1), np.full((len(readable), 1), -np.inf))
 
     t = time.perf_counter()
     emb = np.load(project.array_path(emb_file), mmap_mode="r")
-    readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
     x = normalize(np.asarray(emb[readable]))
     x_knn = normalize(reduce_dims(x, 256)) if len(readable) > 2 else x
+    thumbs = np.asarray(project.thumbnails())
+    t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128)) if len(readable) > 2 else thumbnail_features(thumbs[readable])
     k = min(NEIGHBOURS, max(len(readable) - 1, 1))
-    nbr_idx, nbr_sim = knn(x_knn, k, normalized=True) if len(readable) > 1 else (np.full((len(readable), 1), -1), np.full((len(readable), 1), -np.inf))
+    nbr_idx, nbr_sim = knn(x_knn, k, normalized=True) if len(readable) > 1 else empty_nbrs
+    t_idx, _ = knn(t_feat, k, normalized=True) if len(readable) > 1 else empty_nbrs
     timings["neighbours"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
-    thumbs = np.asarray(project.thumbnails())
+    sharp = metrics["sharpness"].to_numpy()
+    reference = np.full(n, np.nan)
+    if len(readable) > 1:
+        local = np.where(t_idx >= 0, sharp[readable[np.clip(t_idx, 0, None)]], np.nan)
+        reference[readable] = np.nanmedian(local, axis=1)
+    metrics["sharpness_reference"] = reference
+    findings = run_image_checks(metrics)
+    exact = ExactDuplicateCheck().find(metrics)
+    findings.append(exact)
     n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
-    cnn_pairs = np.stack([np.repeat(readable, min(8, nbr_idx.shape[1])), nbr_idx[:, :8].ravel()], axis=1)
-    cnn_pairs = cnn_pairs[cnn_pairs[:, 1] >= 0]
-    cnn_pairs[:, 1] = readable[cnn_pairs[:, 1]]
-    findings.append(NearDuplicateCheck().find(metrics, thumbs, cnn_pairs, group_offset=n_exact_groups + 1))
-    timings["near_duplicates"] = round(time.perf_counter() - t, 3)
+    candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8)])
+    findings.append(NearDuplicateCheck().find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
+    timings["image_checks_duplicates"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
     classes = project.classes
     class_index = {c: i for i, c in enumerate(classes)}
     labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
-    label_findings, proba = LabelIssueCheck().find(readable, x_knn, labels, classes, nbr_idx, nbr_sim)
+    # CNN features + standardised pixels: on digit-like data the pixels carry the label better
+    # than ImageNet features; together they beat either (benchmarks/quality.py)
+    label_features = np.hstack([x_knn, t_feat]) / np.sqrt(2.0)
+    if len(readable) > 1:
+        lab_idx, lab_sim = knn(label_features, min(10, len(readable) - 1), normalized=True)
+    else:
+        lab_idx, lab_sim = empty_nbrs
+    label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim)
     findings.append(label_findings)
     findings.append(OutlierCheck().find(readable, nbr_sim[:, :10]))
     timings["labels_outliers"] = round(time.perf_counter() - t, 3)

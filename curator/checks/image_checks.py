@@ -105,24 +105,37 @@ class BrightCheck(ImageCheck):
 @dataclass
 class BlurryCheck(ImageCheck):
     """``blurry``: edge energy (std of the Laplacian / std of the image, so darkening or
-    brightening does not change it) far below the dataset median.
+    brightening does not change it) well below what similar images have.
 
-    Flagged when sharpness < ``ratio`` x median sharpness; near-constant images (contrast <
-    ``min_contrast``) are left to ``low_information``. Score: 1 - sharpness / median.
+    Natural sharpness varies a lot with content (thick vs thin strokes, close-ups vs
+    landscapes), so the reference is local when available: the median sharpness of the
+    image's nearest neighbours in thumbnail space (column ``sharpness_reference``). Flagged
+    when sharpness < ``local_ratio`` x that reference AND < ``global_ratio`` x the dataset
+    median; without a local reference, when sharpness < ``fallback_ratio`` x the dataset
+    median. Near-constant images (contrast < ``min_contrast``) are left to
+    ``low_information``. Score: 1 - sharpness / reference.
     """
 
     name = "blurry"
-    ratio: float = 0.5
+    local_ratio: float = 0.75
+    global_ratio: float = 0.8
+    fallback_ratio: float = 0.5
     min_contrast: float = 0.02
-    severe_ratio: float = 0.3
+    severe_ratio: float = 0.5
 
     def score_and_flags(self, m):
         s = m["sharpness"].to_numpy()
-        ref = max(_median(m["sharpness"]), 1e-6)
+        median = max(_median(m["sharpness"]), 1e-6)
         textured = m["contrast"].to_numpy() >= self.min_contrast
+        if "sharpness_reference" in m and m["sharpness_reference"].notna().any():
+            ref = np.maximum(m["sharpness_reference"].fillna(median).to_numpy(), 1e-6)
+            flag = (s < self.local_ratio * ref) & (s < self.global_ratio * median)
+        else:
+            ref = np.full(len(s), median)
+            flag = s < self.fallback_ratio * median
         score = np.clip(1.0 - s / ref, 0.0, 1.0)
-        flag = textured & (s < self.ratio * ref)
-        return score, flag, textured & (s < self.severe_ratio * ref)
+        flag = textured & flag
+        return score, flag, flag & (s < self.severe_ratio * ref)
 
 
 @dataclass

@@ -55,8 +55,8 @@ class LabelIssueCheck:
 
     name = "label_issue"
     knn_weight: float = 0.5
-    min_margin: float = 0.2
-    severe_margin: float = 0.6
+    min_margin: float = 0.5
+    severe_margin: float = 0.8
     folds: int = 5
 
     def probabilities(self, features, labels, nbr_idx, nbr_sim, classes):
