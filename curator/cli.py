@@ -55,40 +55,59 @@ def import_cmd(source, out, labels_file, copy, force):
     click.echo(f"next: curator analyze {project.root}")
 
 
+def _is_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 @main.command()
 @click.argument("names", nargs=-1)
 @click.option("--dir", "target_dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Where the project folders are written.")
-@click.option("--list", "list_only", is_flag=True, help="List the sandbox datasets and exit.")
-@click.option("--force", is_flag=True, help="Download and rebuild even when the project exists.")
+@click.option("--list", "list_only", is_flag=True, help="List the sandbox datasets (size, source, licence) and exit.")
+@click.option("--force", is_flag=True, help="Download again (ignoring the cache) and rebuild the projects.")
 def download(names, target_dir, list_only, force):
-    """Fetch sandbox datasets into project folders (digits works offline)."""
-    from sandbox_datasets import registry
+    """Fetch sandbox datasets into project folders under DIR.
+
+    NAME is one of: digits (offline, bundled), mnist, fashion-mnist, cifar10, caltech101; each
+    makes <name>-train and <name>-test projects (caltech101: stratified 60/40 split, seed fixed).
+    Without NAME, a terminal gets an interactive picker. Downloads are checksummed and cached in
+    DIR/.curator-cache (or $CURATOR_CACHE), so a second download does not fetch again.
+    $CURATOR_MIRROR=URL fetches URL/<name>/<file> instead of the upstream hosts.
+    """
+    from sandbox_datasets import listing_lines, lookup, registry
 
     recipes = registry()
-
-    def listing():
-        for r in recipes.values():
-            click.echo(f"{r.name:<14} {r.size:<34} {r.source} ({r.licence})")
-
     if list_only:
-        listing()
+        for line in listing_lines(recipes):
+            click.echo(line)
         return
     if not names:
-        listing()
-        click.echo("hint: curator download NAME [NAME ...]   (e.g. curator download digits)", err=True)
-        sys.exit(2)
-    unknown = [n for n in names if n not in recipes]
-    if unknown:
-        raise CuratorError(f"unknown dataset {unknown[0]!r}; available: {', '.join(recipes)}")
+        if not _is_terminal():
+            for line in listing_lines(recipes):
+                click.echo(line)
+            click.echo("hint: curator download NAME [NAME ...]   (e.g. curator download digits), "
+                       "or run it on a terminal to pick interactively", err=True)
+            sys.exit(2)
+        from sandbox_datasets.picker import pick
+
+        names = pick(list(recipes.values()))
+        if not names:
+            raise CuratorError("no dataset selected")
+    chosen = []
     for name in names:
-        recipe = recipes[name]
+        recipe = lookup(name, recipes)
+        if recipe is None:
+            raise CuratorError(f"unknown dataset {name!r}; available: {', '.join(recipes)}")
+        if recipe not in chosen:
+            chosen.append(recipe)
+    for recipe in chosen:
         existing = [Path(target_dir) / p for p in recipe.projects]
         if not force and all((p / "curator.json").exists() for p in existing):
-            click.echo(f"{name}: already there ({', '.join(str(p) for p in existing)}); use --force to rebuild")
+            click.echo(f"{recipe.name}: already there ({', '.join(str(p) for p in existing)}); use --force to redo")
             continue
         for root in recipe.build(Path(target_dir), force):
             click.echo(f"created project {root}")
+        click.echo(f"next: curator analyze {existing[0]}")
 
 
 @main.command()
@@ -166,6 +185,23 @@ def export(project, issues, tags, fmt, output):
     written = write_export(frame, output, fmt)
     if output is not None:
         click.echo(f"wrote {len(frame)} rows to {written}", err=True)
+
+
+@main.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port on 127.0.0.1 (default: 8501, or the next free one).")
+def visualize(project, port):
+    """Open the explorer (Overview, Data Quality, Label Quality, Tags & Export) on 127.0.0.1; Ctrl-C stops it."""
+    from .explorer.server import serve
+    from .project import Project
+
+    proj = Project(project)
+    proj.require_analyzed()
+    proj.close()
+    code = serve(proj.root, port, echo=click.echo, name=proj.name)
+    if code:
+        raise CuratorError(f"the explorer stopped unexpectedly (exit code {code})")
 
 
 if __name__ == "__main__":  # pragma: no cover

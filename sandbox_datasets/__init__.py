@@ -21,8 +21,24 @@ class Recipe:
 
 
 def registry() -> dict[str, Recipe]:
-    """All known recipes by name."""
-    from . import digits
+    """All known recipes by name (importing a recipe is cheap: torch loads only when it builds)."""
+    from . import caltech101, cifar10, digits, fashion_mnist, mnist
 
-    recipes = [digits.RECIPE]
+    recipes = [digits.RECIPE, mnist.RECIPE, fashion_mnist.RECIPE, cifar10.RECIPE, caltech101.RECIPE]
     return {r.name: r for r in recipes}
+
+
+def lookup(name: str, recipes: dict[str, Recipe]) -> Recipe | None:
+    """The recipe called ``name``, forgiving case and ``_`` for ``-`` (``Fashion_MNIST``)."""
+    key = name.strip().lower().replace("_", "-")
+    aliases = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "caltech-101": "caltech101"}
+    return recipes.get(aliases.get(key, key))
+
+
+def listing_lines(recipes: dict[str, Recipe]) -> list[str]:
+    """One line per dataset: name, size, licence, source (and the project folders it makes)."""
+    rows = [("NAME", "SIZE (DOWNLOAD)", "LICENCE", "SOURCE")]
+    for r in recipes.values():
+        rows.append((r.name, r.size, r.licence, r.source + ("  [offline]" if r.offline else "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
