@@ -52,6 +52,15 @@ class Backbone:
         """Identifies the embedding space: same key = reusable embeddings."""
         return f"{self.name}@{self.resolution}"
 
+    def prepare(self, images_u8: np.ndarray, device: str = "cpu"):
+        """(B, R, R, 3) uint8 -> normalised (B, 3, R, R) float tensor, channels_last."""
+        import torch
+
+        x = torch.from_numpy(images_u8).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.as_tensor(self.mean, device=device).view(1, 3, 1, 1)
+        std = torch.as_tensor(self.std, device=device).view(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
     def forward(self, batch):
         import torch
 

@@ -26,7 +26,7 @@ class ImageRecord:
 
     metrics: dict
     thumbnail: np.ndarray | None  # (THUMB_SIZE, THUMB_SIZE) uint8
-    model_input: np.ndarray | None  # (3, R, R) float32, normalised
+    model_input: np.ndarray | None  # (R, R, 3) uint8, normalised later in the batch (4x less IPC)
     error: str | None = None
 
 
@@ -121,7 +121,7 @@ def unreadable_metrics(file_size: int | None, error: str) -> dict:
     return {"readable": 0, "error": error, "file_size": file_size}
 
 
-def read_image(path, *, resolution: int | None, mean, std) -> ImageRecord:
+def read_image(path, *, resolution: int | None) -> ImageRecord:
     """Decode and measure one image; never raises for bad files."""
     import os
 
@@ -140,7 +140,5 @@ def read_image(path, *, resolution: int | None, mean, std) -> ImageRecord:
     metrics["pixel_hash"] = pixel_hash(rgb)
     model_input = None
     if resolution:
-        resized = rgb.resize((resolution, resolution), Image.BILINEAR)
-        arr = np.asarray(resized, dtype=np.float32) / 255.0
-        model_input = ((arr - mean) / std).transpose(2, 0, 1).copy()
+        model_input = np.asarray(rgb.resize((resolution, resolution), Image.BILINEAR), dtype=np.uint8)
     return ImageRecord(metrics, thumbnail(rgb), model_input)
