@@ -139,11 +139,12 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
     stored = dict(project.db.execute("SELECT item_id, embed_key FROM metrics").fetchall())
     thumbs_path = project.array_path("thumbnails.npy")
     thumbs, thumbs_new = _open_array(thumbs_path, (n, THUMB_SIZE, THUMB_SIZE), np.uint8)
-    pending = [i for i in range(n) if thumbs_new or stored.get(i) != wanted[i]]
+    emb_file = f"embeddings-{_safe(backbone_key)}.npy"
+    emb_missing = not project.array_path(emb_file).exists()
+    pending = [i for i in range(n) if thumbs_new or emb_missing or stored.get(i) != wanted[i]]
     reused = n - len(pending)
 
     device = resolve_device(opts.device)
-    emb_file = f"embeddings-{_safe(backbone_key)}.npy"
     t0 = time.perf_counter()
     if pending:
         tune_malloc()
@@ -225,7 +226,7 @@ def _pairs(ids: np.ndarray, nbr_idx: np.ndarray, k: int) -> np.ndarray:
 
 def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
     """Per-image standardised thumbnails (brightness/contrast removed), unit norm."""
-    flat = thumbs.reshape(len(thumbs), -1).astype(np.float32)
+    flat = thumbs.reshape(len(thumbs), THUMB_SIZE * THUMB_SIZE).astype(np.float32)
     flat -= flat.mean(axis=1, keepdims=True)
     return normalize(flat)
 

@@ -33,6 +33,16 @@ def scan_folder(source: Path) -> list[tuple[Path, str | None]]:
     return found
 
 
+def _label_text(value) -> str | None:
+    """A label as text; blank/missing -> None; 3.0 (Parquet int column with gaps) -> "3"."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return None if text in {"", "nan", "None", "NaN"} else text
+
+
 def read_labels_file(labels_file: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file with ``path`` and ``label`` columns (clear errors otherwise)."""
     if not labels_file.is_file():
@@ -52,7 +62,7 @@ def read_labels_file(labels_file: Path) -> pd.DataFrame:
         )
     df = df[["path", "label"]].copy()
     df["path"] = df["path"].astype(str)
-    df["label"] = df["label"].map(lambda v: None if v is None or str(v).strip() in {"", "nan", "None"} else str(v))
+    df["label"] = pd.Series([_label_text(v) for v in df["label"]], index=df.index, dtype=object)
     if df["path"].duplicated().any():
         dup = df.loc[df["path"].duplicated(), "path"].iloc[0]
         raise CuratorError(f"labels file {labels_file} lists {dup!r} more than once")

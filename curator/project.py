@@ -194,6 +194,10 @@ class Project:
         """Tag items (idempotent); returns how many ids were given."""
         tag = _check_tag(tag)
         ids = [int(i) for i in item_ids]
+        n = len(self)
+        bad = [i for i in ids if not 0 <= i < n]
+        if bad:
+            raise CuratorError(f"no item with id {bad[0]} in project {self.name!r} ({n} items)")
         with transaction(self.db) as c:
             c.executemany("INSERT OR IGNORE INTO tags(item_id, tag) VALUES (?, ?)", [(i, tag) for i in ids])
         return len(ids)

@@ -111,7 +111,7 @@ def run_curator(*args, cwd=None, timeout: float = 600) -> subprocess.CompletedPr
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(
         _curator_command() + [str(a) for a in args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
 
 

@@ -1,0 +1,323 @@
+"""Image-level checks on synthetic images: metrics come from the real decoder
+(``curator.imaging.read_image``), the checks are the classes in ``curator.checks.image_checks``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageFilter
+
+from curator.checks.image_checks import (
+    IMAGE_CHECKS,
+    BlurryCheck,
+    BrightCheck,
+    DarkCheck,
+    LowInformationCheck,
+    OddAspectRatioCheck,
+    OddSizeCheck,
+    UnreadableCheck,
+    run_image_checks,
+)
+from curator.imaging import measure, pixel_hash, read_image
+
+from conftest import digit_images
+
+
+def decode(path):
+    """``read_image`` without a model input (its normalisation arguments, if any, unused)."""
+    import inspect
+
+    extra = {k: None for k in ("mean", "std") if k in inspect.signature(read_image).parameters}
+    return read_image(path, resolution=None, **extra)
+
+
+
+def metrics_frame(images, tmp_path, names=None) -> pd.DataFrame:
+    """Save each PIL image (or raw bytes) to a file and measure it with ``read_image``."""
+    rows = []
+    for i, img in enumerate(images):
+        name = names[i] if names else f"{i:04d}.png"
+        path = tmp_path / name
+        if isinstance(img, bytes):
+            path.write_bytes(img)
+        else:
+            img.save(path)
+        rec = decode(path)
+        row = dict(rec.metrics)
+        row["item_id"] = i
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flagged(check, metrics) -> dict[int, str]:
+    found = check.find(metrics)
+    assert list(found.columns)[:4] == ["item_id", "issue", "score", "severity"]
+    assert (found["issue"] == check.name).all()
+    assert found["severity"].isin(["severe", "moderate"]).all()
+    return dict(zip(found["item_id"].astype(int), found["severity"]))
+
+
+def _digits(n_per_class=3):
+    images, labels = digit_images(per_class=n_per_class, size=32)
+    return [Image.fromarray(img) for img in images]
+
+
+# ----------------------------------------------------------------------------- MNIST-like
+@pytest.fixture(scope="module")
+def digit_metrics(tmp_path_factory):
+    """30 clean digits (black background, white strokes) + one dimmed, one washed-out,
+    one blurred, one flat grey image."""
+    tmp = tmp_path_factory.mktemp("digit_checks")
+    imgs = _digits(3)
+    n_clean = len(imgs)
+    a = np.asarray(imgs[0]).astype(np.float32)
+    extra = [
+        Image.fromarray((a * 0.15).astype(np.uint8)),  # dark: strokes at ~15% intensity
+        Image.fromarray((a * 0.15 + 217).astype(np.uint8)),  # bright: everything near white
+        imgs[1].filter(ImageFilter.GaussianBlur(2.5)),  # blurry
+        Image.new("L", (32, 32), 128),  # flat grey: no information
+    ]
+    return metrics_frame(imgs + extra, tmp), n_clean
+
+
+def test_mnist_like_clean_digits_are_not_dark_or_anything_else(digit_metrics):
+    metrics, n_clean = digit_metrics
+    clean = metrics[metrics["item_id"] < n_clean]
+    # sanity: these really are mostly black images
+    assert clean["brightness"].median() < 0.35
+    for check in IMAGE_CHECKS:
+        assert flagged(check, clean) == {}, check.name
+    # and clean digits stay unflagged when the planted problems are in the same set
+    for check in IMAGE_CHECKS:
+        hits = flagged(check, metrics)
+        assert not [i for i in hits if i < n_clean], (check.name, hits)
+
+
+def test_mnist_like_planted_problems_are_found(digit_metrics):
+    metrics, n = digit_metrics
+    dark, bright, blurry, flat = n, n + 1, n + 2, n + 3
+    assert dark in flagged(DarkCheck(), metrics)
+    assert bright in flagged(BrightCheck(), metrics)
+    assert blurry in flagged(BlurryCheck(), metrics)
+    low = flagged(LowInformationCheck(), metrics)
+    assert low.get(flat) == "severe"
+    # a flat image has no edges: it is low_information, not blurry
+    assert flat not in flagged(BlurryCheck(), metrics)
+    # only the dimmed digit is dark, only the washed-out one bright
+    assert set(flagged(DarkCheck(), metrics)) == {dark}
+    assert set(flagged(BrightCheck(), metrics)) == {bright}
+
+
+def test_all_black_dataset_is_not_flagged_wholesale_but_a_black_image_is(tmp_path):
+    """Relative + absolute: a practically black image is dark whatever the dataset."""
+    imgs = _digits(1)
+    black = Image.new("L", (32, 32), 3)
+    m = metrics_frame(imgs + [black], tmp_path)
+    hits = flagged(DarkCheck(), m)
+    assert set(hits) == {len(imgs)}
+    assert hits[len(imgs)] == "severe"
+
+
+def test_all_white_image_is_bright_and_severe(tmp_path):
+    imgs = _digits(1)
+    white = Image.new("L", (32, 32), 252)
+    m = metrics_frame(imgs + [white], tmp_path)
+    hits = flagged(BrightCheck(), m)
+    assert set(hits) == {len(imgs)}
+    assert hits[len(imgs)] == "severe"
+
+
+# ----------------------------------------------------------------------------- photo-like
+@pytest.fixture(scope="module")
+def photo_crops():
+    """12 random 240x320 crops of scikit-learn's two sample photos (fixed seed)."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.default_rng(0)
+    crops = []
+    for k in range(12):
+        p = photos[k % 2]
+        y = int(rng.integers(0, p.shape[0] - 240))
+        x = int(rng.integers(0, p.shape[1] - 320))
+        crops.append(Image.fromarray(p[y : y + 240, x : x + 320]))
+    return crops
+
+
+@pytest.fixture(scope="module")
+def photo_metrics(photo_crops, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("photo_checks")
+    crops = photo_crops
+    a0 = np.asarray(crops[0]).astype(np.float32)
+    a1 = np.asarray(crops[1]).astype(np.float32)
+    extra = [
+        Image.fromarray((a0 * 0.2).astype(np.uint8)),  # darkened
+        Image.fromarray((a1 * 0.15 + 215).astype(np.uint8)),  # brightened / washed out
+        crops[2].filter(ImageFilter.GaussianBlur(4)),  # blurred
+    ]
+    names = [f"{i:03d}.jpg" for i in range(len(crops) + len(extra))]
+    imgs = crops + extra
+    # JPEG like real photos (quality high enough not to change sharpness much)
+    return metrics_frame(imgs, tmp, names=names), len(crops)
+
+
+def test_clean_photo_crops_are_not_flagged(photo_metrics):
+    metrics, n_clean = photo_metrics
+    for check in IMAGE_CHECKS:
+        hits = flagged(check, metrics)
+        assert not [i for i in hits if i < n_clean], (check.name, hits)
+    # and on their own either
+    for check in IMAGE_CHECKS:
+        assert flagged(check, metrics[metrics["item_id"] < n_clean]) == {}, check.name
+
+
+def test_darkened_brightened_blurred_photos_are_flagged(photo_metrics):
+    metrics, n = photo_metrics
+    dark, bright, blurry = n, n + 1, n + 2
+    assert set(flagged(DarkCheck(), metrics)) == {dark}
+    assert set(flagged(BrightCheck(), metrics)) == {bright}
+    assert blurry in flagged(BlurryCheck(), metrics)
+    # darkening or brightening alone does not make an image blurry (sharpness is normalised)
+    blurry_hits = flagged(BlurryCheck(), metrics)
+    assert dark not in blurry_hits
+    # the blurred copy is blurry, not dark or bright
+    assert blurry not in flagged(DarkCheck(), metrics)
+    assert blurry not in flagged(BrightCheck(), metrics)
+
+
+def test_blurry_with_local_reference(photo_metrics):
+    """analyze supplies ``sharpness_reference`` (median sharpness of similar images): an image
+    as soft as its neighbours is fine, the blurred copy is still flagged."""
+    metrics, n = photo_metrics
+    m = metrics.copy()
+    # crops alternate between the two photos; the dark, bright and blurred copies come from
+    # crops 0, 1 and 2 (photos 0, 1, 0)
+    photo = np.array([i % 2 for i in range(n)] + [0, 1, 0])
+    clean = m["item_id"] < n
+    ref = {k: float(m.loc[clean & (photo == k), "sharpness"].median()) for k in (0, 1)}
+    m["sharpness_reference"] = [ref[k] for k in photo]
+    hits = flagged(BlurryCheck(), m)
+    assert n + 2 in hits
+    assert not [i for i in hits if i < n], hits
+
+
+def test_dark_scores_order_by_severity(photo_crops, tmp_path):
+    base = np.asarray(photo_crops[3]).astype(np.float32)
+    imgs = list(photo_crops[:8]) + [Image.fromarray((base * f).astype(np.uint8)) for f in (0.3, 0.1)]
+    m = metrics_frame(imgs, tmp_path)
+    found = DarkCheck().find(m).set_index("item_id")
+    assert {8, 9} <= set(found.index)
+    assert found.loc[9, "score"] > found.loc[8, "score"]
+    assert found.loc[9, "severity"] == "severe"
+
+
+def test_bright_photo_in_dark_dataset_is_not_flagged_bright(photo_crops, tmp_path):
+    """A normal photo among MNIST-like images must not become `bright` just because the rest
+    of the set is black (absolute guard)."""
+    imgs = _digits(1) + [photo_crops[0]]
+    m = metrics_frame(imgs, tmp_path)
+    assert len(imgs) - 1 not in flagged(BrightCheck(), m)
+
+
+# ----------------------------------------------------------------------------- low information
+def test_low_information_flat_and_two_tone(photo_crops, tmp_path):
+    flat = Image.new("RGB", (320, 240), (90, 120, 60))
+    two_tone = np.zeros((240, 320), np.uint8)
+    two_tone[:, 160:] = 255
+    imgs = list(photo_crops[:8]) + [flat, Image.fromarray(two_tone)]
+    m = metrics_frame(imgs, tmp_path)
+    hits = flagged(LowInformationCheck(), m)
+    assert set(hits) == {8, 9}
+    assert hits[8] == "severe"
+    found = LowInformationCheck().find(m).set_index("item_id")
+    assert found.loc[8, "score"] == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- size / aspect
+def _noise(w, h, seed):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8))
+
+
+def test_odd_size(tmp_path):
+    imgs = [_noise(32, 32, s) for s in range(10)]
+    imgs += [_noise(80, 80, 100), _noise(256, 256, 101), _noise(6, 6, 102), _noise(48, 48, 103)]
+    m = metrics_frame(imgs, tmp_path)
+    hits = flagged(OddSizeCheck(), m)
+    # 6.25x area: moderate; 64x area: severe; 1/28 area: severe; 2.25x area: not odd
+    assert hits == {10: "moderate", 11: "severe", 12: "severe"}
+    found = OddSizeCheck().find(m).set_index("item_id")
+    assert found.loc[11, "score"] == pytest.approx(np.log(64), rel=1e-3)
+
+
+def test_odd_size_not_flagged_when_sizes_vary_widely(tmp_path):
+    rng = np.random.default_rng(1)
+    sides = rng.integers(16, 200, size=14)
+    imgs = [_noise(int(s), int(s), i) for i, s in enumerate(sides)]
+    m = metrics_frame(imgs, tmp_path)
+    assert flagged(OddSizeCheck(), m) == {}
+
+
+def test_odd_aspect_ratio(tmp_path):
+    imgs = [_noise(32, 32, s) for s in range(10)]
+    imgs += [_noise(80, 32, 100), _noise(128, 16, 101), _noise(16, 96, 102), _noise(40, 32, 103)]
+    m = metrics_frame(imgs, tmp_path)
+    hits = flagged(OddAspectRatioCheck(), m)
+    # 2.5:1 moderate, 8:1 severe, 1:6 severe, 1.25:1 fine
+    assert hits == {10: "moderate", 11: "severe", 12: "severe"}
+
+
+def test_size_and_aspect_use_original_dimensions_of_large_images(tmp_path):
+    """Metrics are measured on a downscaled copy, but width/height/area are the originals."""
+    img = _noise(1024, 256, 0)
+    m = metrics_frame([img], tmp_path)
+    assert (int(m.loc[0, "width"]), int(m.loc[0, "height"])) == (1024, 256)
+    assert m.loc[0, "aspect_ratio"] == pytest.approx(4.0)
+    assert m.loc[0, "area"] == pytest.approx(1024 * 256)
+
+
+# ----------------------------------------------------------------------------- unreadable
+def test_unreadable_files_are_measured_as_unreadable_and_flagged(tmp_path):
+    good = _digits(1)
+    png = (tmp_path / "src.png")
+    good[0].save(png)
+    truncated = png.read_bytes()[:60]
+    items = good + [b"", b"this is not an image", truncated]
+    names = [f"{i:03d}.png" for i in range(len(good))] + ["empty.png", "text.jpg", "trunc.png"]
+    m = metrics_frame(items, tmp_path, names=names)
+    n = len(good)
+    assert m.loc[m["item_id"] >= n, "readable"].tolist() == [0, 0, 0]
+    assert m.loc[m["item_id"] >= n, "error"].notna().all()
+    hits = flagged(UnreadableCheck(), m)
+    assert hits == {n: "severe", n + 1: "severe", n + 2: "severe"}
+    # other checks ignore unreadable rows (no NaN-driven false positives, no crash)
+    for frame in run_image_checks(m):
+        if len(frame) and frame["issue"].iloc[0] != "unreadable":
+            assert not set(frame["item_id"]) & {n, n + 1, n + 2}
+
+
+def test_missing_file_is_unreadable(tmp_path):
+    rec = decode(tmp_path / "nope.png")
+    assert rec.metrics["readable"] == 0
+    assert rec.thumbnail is None and rec.model_input is None
+
+
+def test_checks_on_all_unreadable_frame_do_not_crash(tmp_path):
+    m = metrics_frame([b"", b"junk"], tmp_path, names=["a.png", "b.png"])
+    out = run_image_checks(m)
+    by_name = {check.name: frame for check, frame in zip(IMAGE_CHECKS, out)}
+    assert sorted(by_name["unreadable"]["item_id"]) == [0, 1]
+    assert all(len(f) == 0 for k, f in by_name.items() if k != "unreadable")
+
+
+def test_measure_directly_on_pil_image_matches_read_image(tmp_path):
+    img = _digits(1)[5]
+    path = tmp_path / "x.png"
+    img.save(path)
+    rec = decode(path)
+    rgb = img.convert("RGB")
+    direct = measure(rgb, img.size, 1, path.stat().st_size)
+    for key in ("brightness", "brightness_high", "brightness_low", "contrast", "sharpness", "entropy"):
+        assert direct[key] == pytest.approx(rec.metrics[key])
+    assert pixel_hash(rgb) == rec.metrics["pixel_hash"]
