@@ -60,7 +60,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--resolution", type=int, default=128)
     args = ap.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="curator-speed-"))

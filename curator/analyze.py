@@ -42,7 +42,7 @@ class AnalyzeOptions:
     resolution: int | None = None
     device: str = "auto"
     batch_size: int = 32
-    workers: int = 1
+    workers: int = 0  # decode threads; 0 = inline (fastest for small images on 2 cores)
     projection: str = "umap"
     progress: bool = True
     stop_after_batches: int | None = None  # testing hook: simulate an interruption
@@ -148,6 +148,9 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
     t0 = time.perf_counter()
     if pending:
         tune_malloc()
+        if opts.workers > 0:
+            # spinning OpenMP threads starve the decode threads (6x slower forward otherwise)
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import torch
 
         backbone = load_backbone(opts.backbone, resolution, device)
@@ -283,7 +286,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     t = time.perf_counter()
     coords = np.full((n, 2), np.nan, dtype=np.float32)
     if len(readable):
-        coords[readable] = project_2d(reduce_dims(x, 50), nbr_idx, nbr_sim, method=opts.projection)
+        coords[readable] = project_2d(x_knn, nbr_idx, nbr_sim, method=opts.projection)
     timings["projection"] = round(time.perf_counter() - t, 3)
 
     # full-length neighbour table (item ids) for "show similar" in the explorer

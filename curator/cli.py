@@ -117,7 +117,8 @@ def download(names, target_dir, list_only, force):
 @click.option("--resolution", type=int, default=None, help="Model input size in pixels (default 128 for lite0, 224 otherwise).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--workers", type=int, default=1, show_default=True, help="Image-decoding threads running ahead of the CNN (0 = decode inline).")
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="Image-decoding threads running ahead of the CNN (0 = decode inline; try 1-2 for large JPEGs).")
 @click.option("--projection", type=click.Choice(["umap", "pca"]), default="umap", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def analyze(project, backbone, resolution, device, batch_size, workers, projection, quiet):

@@ -15,12 +15,14 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 
 def reduce_dims(x: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
-    """PCA to at most ``dims`` dimensions (randomised SVD: cost linear in the item count)."""
+    """PCA to at most ``dims`` dimensions (cost linear in the item count)."""
     if x.shape[1] <= dims or x.shape[0] <= dims:
         return np.ascontiguousarray(x, dtype=np.float32)
     from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=dims, svd_solver="randomized", random_state=seed)
+    # covariance + eigh is O(N D^2) and 2-3x faster than randomized SVD when N >> D
+    solver = "covariance_eigh" if x.shape[0] > 2 * x.shape[1] else "randomized"
+    pca = PCA(n_components=dims, svd_solver=solver, random_state=seed)
     return np.ascontiguousarray(pca.fit_transform(x), dtype=np.float32)
 
 
