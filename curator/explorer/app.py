@@ -1,0 +1,32 @@
+"""Streamlit entry script of ``curator visualize``.
+
+Run by the CLI as ``streamlit run app.py -- PROJECT`` (the project also comes in through
+$CURATOR_PROJECT, which tests set). It loads the cached project data, registers the pages from
+``pages/`` and runs the chosen one.
+"""
+
+import streamlit as st
+
+from curator.errors import CuratorError
+from curator.explorer import page_path, ui
+
+st.set_page_config(page_title="curator explorer", page_icon=":material/image_search:", layout="wide")
+
+try:
+    data = ui.data()
+except CuratorError as exc:
+    st.error(str(exc))
+    st.stop()
+
+ui.PAGES.clear()
+ui.PAGES.update(
+    {
+        "overview": st.Page(str(page_path("overview")), title="Overview", icon=":material/dashboard:", default=True),
+        "data_quality": st.Page(str(page_path("data_quality")), title="Data Quality", icon=":material/image_search:", url_path="data-quality"),
+        "label_quality": st.Page(str(page_path("label_quality")), title="Label Quality", icon=":material/label:", url_path="label-quality"),
+        "tags": st.Page(str(page_path("tags")), title="Tags & Export", icon=":material/sell:", url_path="tags"),
+    }
+)
+page = st.navigation(list(ui.PAGES.values()))
+ui.chrome(data)
+page.run()
