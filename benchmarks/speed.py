@@ -61,7 +61,7 @@ def main(argv=None):
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--resolution", type=int, default=96, help="what analyze picks by default for 32x32 images")
     args = ap.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="curator-speed-"))
     images, project = work / "images", work / "speed"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import DEFAULT_BACKBONE, DEFAULT_RESOLUTION, load_backbone, resolve_device, tune_malloc
+from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_backbone, resolve_device, tune_malloc
 from .checks.base import FINDING_COLUMNS
 from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
 from .checks.image_checks import run_image_checks
@@ -130,9 +130,14 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
     """Stage 1. Returns (backbone key, embeddings file name, processed count, reused count)."""
     items = project.items()
     n = len(items)
-    resolution = int(opts.resolution or (DEFAULT_RESOLUTION if opts.backbone == DEFAULT_BACKBONE else 224))
-    backbone_key = f"{opts.backbone}@{resolution}"
     locations = [project.resolve(loc) for loc in items["location"]]
+    if opts.resolution:
+        resolution = int(opts.resolution)
+    elif opts.backbone == DEFAULT_BACKBONE:
+        resolution = auto_resolution(locations)
+    else:
+        resolution = NATIVE_RESOLUTION
+    backbone_key = f"{opts.backbone}@{resolution}"
     file_keys = [_file_key(p) for p in locations]
     wanted = [f"{backbone_key}|{k}" for k in file_keys]
 

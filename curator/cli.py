@@ -114,7 +114,7 @@ def download(names, target_dir, list_only, force):
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("--backbone", default="efficientnet-lite0", show_default=True,
               help="Feature extractor: efficientnet-lite0 (offline) or a torchvision model name, e.g. resnet50.")
-@click.option("--resolution", type=int, default=None, help="Model input size in pixels (default 128 for lite0, 224 otherwise).")
+@click.option("--resolution", type=int, default=None, help="Model input size in pixels (default: 96 for images of <= 64 px, else 224).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True,
