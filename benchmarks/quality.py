@@ -1,7 +1,8 @@
 """Detection quality on corrupted digits with known truth, through the real CLI.
 
 Builds a copy of scikit-learn's digits upscaled to 32x32 with planted problems (exact and
-near duplicates, dark, bright, blurred, label flips, unreadable files), runs
+near duplicates, dark, bright, blurred, label flips, unreadable files, out-of-domain photo
+crops as outliers), runs
 `curator import` -> `curator analyze` -> `curator export`, and prints precision, recall and
 F1 per issue type plus the number of clean images flagged with anything. Then does the same
 on the clean dataset (nothing planted) to show how little the defaults flag there.
@@ -112,6 +113,17 @@ def build_corrupted(out: Path, seed: int = 0, clean: bool = False) -> dict:
         Image.fromarray(images[i]).save(p, quality=85)
         add("near_duplicate", files[i], p)
     if not clean:
+        # out-of-domain images (photo crops) filed under random classes: outliers
+        from sklearn.datasets import load_sample_images
+
+        photos = [Image.fromarray(im).convert("L") for im in load_sample_images().images]
+        for k in range(10):
+            photo = photos[k % len(photos)]
+            x, y = int(rng.integers(0, photo.width - 160)), int(rng.integers(0, photo.height - 160))
+            crop = photo.crop((x, y, x + 160, y + 160)).resize((32, 32), Image.BILINEAR)
+            p = out / str(int(rng.integers(10))) / f"photo_{k}.png"
+            crop.save(p)
+            add("outlier", p)
         bad = out / "0"
         (bad / "zero_bytes.png").write_bytes(b"")
         (bad / "truncated.png").write_bytes(files[order[-1]].read_bytes()[:80])

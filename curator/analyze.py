@@ -32,8 +32,10 @@ from .project import Project
 from .projection import project_2d
 from .store import METRIC_COLUMNS, atomic_save_npy, transaction
 
-ANALYSIS_VERSION = "3"  # bump when check logic changes so stored issues are recomputed
-NEIGHBOURS = 15
+ANALYSIS_VERSION = "4"  # bump when check logic changes so stored issues are recomputed
+NEIGHBOURS = 15  # stored per item for "show similar", fed to UMAP
+OUTLIER_NEIGHBOURS = 30  # large enough that a small cluster of odd images is still odd
+FULL_DIM_SEARCH_LIMIT = 20_000
 
 
 @dataclass
@@ -249,12 +251,15 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     t = time.perf_counter()
     emb = np.load(project.array_path(emb_file), mmap_mode="r")
     x = normalize(np.asarray(emb[readable]))
-    x_knn = normalize(reduce_dims(x, 256)) if len(readable) > 2 else x
+    x_pca = normalize(reduce_dims(x, 256)) if len(readable) > 2 else x
+    # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
+    # exactly the directions in which out-of-domain images differ (outliers vanish)
+    x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
     thumbs = np.asarray(project.thumbnails())
     t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128)) if len(readable) > 2 else thumbnail_features(thumbs[readable])
-    k = min(NEIGHBOURS, max(len(readable) - 1, 1))
-    nbr_idx, nbr_sim = knn(x_knn, k, normalized=True) if len(readable) > 1 else empty_nbrs
-    t_idx, _ = knn(t_feat, k, normalized=True) if len(readable) > 1 else empty_nbrs
+    k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
+    nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
+    t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
     timings["neighbours"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
@@ -278,25 +283,26 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
     # CNN features + standardised pixels: on digit-like data the pixels carry the label better
     # than ImageNet features; together they beat either (benchmarks/quality.py)
-    label_features = np.hstack([x_knn, t_feat]) / np.sqrt(2.0)
+    label_features = np.hstack([x_pca, t_feat]) / np.sqrt(2.0)
     if len(readable) > 1:
         lab_idx, lab_sim = knn(label_features, min(10, len(readable) - 1), normalized=True)
     else:
         lab_idx, lab_sim = empty_nbrs
     label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim)
     findings.append(label_findings)
-    findings.append(OutlierCheck().find(readable, nbr_sim[:, :10]))
+    findings.append(OutlierCheck().find(readable, nbr_sim))
     timings["labels_outliers"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
     coords = np.full((n, 2), np.nan, dtype=np.float32)
     if len(readable):
-        coords[readable] = project_2d(x_knn, nbr_idx, nbr_sim, method=opts.projection)
+        coords[readable] = project_2d(x_pca, nbr_idx[:, :NEIGHBOURS], nbr_sim[:, :NEIGHBOURS], method=opts.projection)
     timings["projection"] = round(time.perf_counter() - t, 3)
 
     # full-length neighbour table (item ids) for "show similar" in the explorer
-    neighbours = np.full((n, nbr_idx.shape[1]), -1, dtype=np.int32)
-    neighbours[readable] = np.where(nbr_idx >= 0, readable[np.clip(nbr_idx, 0, None)], -1)
+    near = nbr_idx[:, :NEIGHBOURS]
+    neighbours = np.full((n, near.shape[1]), -1, dtype=np.int32)
+    neighbours[readable] = np.where(near >= 0, readable[np.clip(near, 0, None)], -1)
     full_proba = np.full((n, len(classes)), np.nan, dtype=np.float32)
     if len(classes) and len(proba):
         full_proba[readable] = proba

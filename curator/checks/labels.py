@@ -97,12 +97,14 @@ class LabelIssueCheck:
 
 @dataclass
 class OutlierCheck:
-    """``outlier``: mean cosine distance to the ``k`` nearest neighbours more than ``z`` robust
-    standard deviations above the median (severe beyond ``severe_z``). Score: that z-score."""
+    """``outlier``: mean cosine distance to the 30 nearest neighbours (in the full embedding space)
+    more than ``z`` robust standard deviations above the median (severe beyond ``severe_z``).
+    Score: that z-score. Thirty neighbours, not a handful, so that a few out-of-domain images
+    that resemble each other (crops of one photo) are still found."""
 
     name = "outlier"
-    z: float = 6.0
-    severe_z: float = 10.0
+    z: float = 7.0
+    severe_z: float = 12.0
 
     def find(self, item_ids, nbr_sim) -> pd.DataFrame:
         if len(item_ids) < 10:
