@@ -68,6 +68,27 @@ class ExactDuplicateCheck:
         return _groups_to_findings(self.name, groups, metrics, {}, group_offset)
 
 
+def smooth_thumbnails(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """3x3 box-smoothed float thumbnails in [0, 1] and each one's contrast (std, floored)."""
+    from scipy.ndimage import uniform_filter
+
+    x = np.asarray(thumbs, dtype=np.float32) / 255.0
+    spread = np.maximum(x.std(axis=(1, 2)), 0.02)
+    return uniform_filter(x, size=(1, 3, 3), mode="nearest"), spread
+
+
+def shifted_difference(sa, sb, spread_a, spread_b, max_shift: int = 1) -> np.ndarray:
+    """Mean |sa - shift(sb)| over the central window, minimised over shifts, / mean contrast."""
+    s, m = sa.shape[1], max_shift
+    best = np.full(sa.shape[0], np.inf, dtype=np.float32)
+    aw = sa[:, m : s - m, m : s - m]
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            bw = sb[:, m + dy : s - m + dy, m + dx : s - m + dx]
+            best = np.minimum(best, np.abs(aw - bw).mean(axis=(1, 2)))
+    return best / (0.5 * (spread_a + spread_b))
+
+
 def pixel_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 1) -> np.ndarray:
     """Shift-tolerant, contrast-relative difference of thumbnail pairs.
 
@@ -77,21 +98,9 @@ def pixel_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 1) -> np.nda
     pixels and divided by the pair's mean contrast (std), so that two different but uniformly
     dark images do not look alike. a, b: (P, S, S) uint8. Returns (P,) float32.
     """
-    from scipy.ndimage import uniform_filter
-
-    a = a.astype(np.float32) / 255.0
-    b = b.astype(np.float32) / 255.0
-    spread = np.maximum(0.5 * (a.std(axis=(1, 2)) + b.std(axis=(1, 2))), 0.02)
-    sa = uniform_filter(a, size=(1, 3, 3), mode="nearest")
-    sb = uniform_filter(b, size=(1, 3, 3), mode="nearest")
-    s, m = a.shape[1], max_shift
-    best = np.full(a.shape[0], np.inf, dtype=np.float32)
-    for dy in range(-m, m + 1):
-        for dx in range(-m, m + 1):
-            aw = sa[:, m : s - m, m : s - m]
-            bw = sb[:, m + dy : s - m + dy, m + dx : s - m + dx]
-            best = np.minimum(best, np.abs(aw - bw).mean(axis=(1, 2)))
-    return best / spread
+    sa, spread_a = smooth_thumbnails(a)
+    sb, spread_b = smooth_thumbnails(b)
+    return shifted_difference(sa, sb, spread_a, spread_b, max_shift)
 
 
 @dataclass
@@ -124,10 +133,14 @@ class NearDuplicateCheck:
         if len(pairs) == 0:
             return empty_findings()
         a, b = pairs[:, 0], pairs[:, 1]
+        # smooth each involved thumbnail once, not once per pair
+        involved, inverse = np.unique(pairs, return_inverse=True)
+        inverse = inverse.reshape(pairs.shape)
+        smooth, spread = smooth_thumbnails(np.asarray(thumbs[involved]))
         diffs = np.empty(len(pairs), dtype=np.float32)
         for start in range(0, len(pairs), 4096):
-            sl = slice(start, start + 4096)
-            diffs[sl] = pixel_difference(np.asarray(thumbs[a[sl]]), np.asarray(thumbs[b[sl]]), self.max_shift)
+            ia, ib = inverse[start : start + 4096, 0], inverse[start : start + 4096, 1]
+            diffs[start : start + 4096] = shifted_difference(smooth[ia], smooth[ib], spread[ia], spread[ib], self.max_shift)
         ok = diffs < self.max_pixel_diff
         if not ok.any():
             return empty_findings()
