@@ -29,18 +29,24 @@ def digit_images(per_class: int = PER_CLASS, size: int = 32):
     return np.stack(out), np.array(labels)
 
 
-@pytest.fixture(scope="session")
-def digits_folder(tmp_path_factory) -> dict:
-    """A class-per-folder tree with planted problems; returns paths and the planted truth."""
-    root = tmp_path_factory.mktemp("digits_folder") / "images"
-    images, labels = digit_images()
-    truth = {}
+def write_class_folders(root: Path, images, labels) -> list[Path]:
+    """Save images as ``root/<label>/<index>.png``; returns their paths."""
     paths = []
     for i, (img, label) in enumerate(zip(images, labels)):
         p = root / str(label) / f"{i:04d}.png"
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(p)
         paths.append(p)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> dict:
+    """A class-per-folder tree with planted problems; returns paths and the planted truth."""
+    root = tmp_path_factory.mktemp("digits_folder") / "images"
+    images, labels = digit_images()
+    truth = {}
+    paths = write_class_folders(root, images, labels)
     # planted problems (each on a different source image)
     Image.fromarray((images[1] * 0.15).astype(np.uint8)).save(paths[1])
     truth["dark"] = [paths[1]]

@@ -20,19 +20,14 @@ from curator.analyze import AnalyzeOptions, analyze
 from curator.errors import CuratorError, InterruptedRun
 from curator.importers import import_project
 
-from conftest import _curator_command, digit_images, run_curator
+from conftest import _curator_command, digit_images, run_curator, write_class_folders
 
 N_PER_CLASS = 4  # 40 clean images + 2 planted
 
 
 def _make_folder(root, per_class=N_PER_CLASS, size=32):
     images, labels = digit_images(per_class=per_class, size=size)
-    paths = []
-    for i, (img, label) in enumerate(zip(images, labels)):
-        p = root / str(label) / f"{i:04d}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(p)
-        paths.append(p)
+    paths = write_class_folders(root, images, labels)
     # planted: a dark image and an exact copy, so the issue list is not trivial
     Image.fromarray((images[1] * 0.15).astype(np.uint8)).save(root / "0" / "dark.png")
     Image.fromarray(images[5]).save(root / "0" / "copy.png")

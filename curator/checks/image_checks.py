@@ -166,37 +166,40 @@ def _log_deviation(values: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 @dataclass
-class OddSizeCheck(ImageCheck):
-    """``odd_size``: pixel area at least ``min_factor`` times smaller or larger than the dataset
-    median AND beyond ``z`` robust standard deviations of log-area (so a dataset of varied sizes
-    is not flagged wholesale). Score: |log(area / median area)|."""
+class _LogDeviationCheck(ImageCheck):
+    """Flags values at least ``min_factor`` times away from the dataset median AND beyond ``z``
+    robust standard deviations of the log values (so a dataset whose values vary widely is
+    not flagged wholesale). Score: |log(value / median)|; severe beyond ``severe_factor``."""
 
-    name = "odd_size"
+    column = ""
     min_factor: float = 4.0
     z: float = 4.0
     severe_factor: float = 16.0
 
     def score_and_flags(self, m):
-        dev, sigma = _log_deviation(m["area"].to_numpy())
+        dev, sigma = _log_deviation(m[self.column].to_numpy())
         flag = (dev > np.log(self.min_factor)) & (dev > self.z * sigma)
         return dev, flag, flag & (dev > np.log(self.severe_factor))
 
 
 @dataclass
-class OddAspectRatioCheck(ImageCheck):
-    """``odd_aspect_ratio``: width/height at least ``min_factor`` times away from the dataset's
-    median aspect ratio AND beyond ``z`` robust standard deviations of log-aspect.
-    Score: |log(aspect / median aspect)|."""
+class OddSizeCheck(_LogDeviationCheck):
+    """``odd_size``: pixel area (width x height) at least 4x smaller or larger than the dataset
+    median and beyond 4 robust sigma of log-area. Score: |log(area / median area)|."""
+
+    name = "odd_size"
+    column = "area"
+
+
+@dataclass
+class OddAspectRatioCheck(_LogDeviationCheck):
+    """``odd_aspect_ratio``: width/height at least 2x away from the dataset's median aspect
+    ratio and beyond 4 robust sigma of log-aspect. Score: |log(aspect / median aspect)|."""
 
     name = "odd_aspect_ratio"
+    column = "aspect_ratio"
     min_factor: float = 2.0
-    z: float = 4.0
     severe_factor: float = 4.0
-
-    def score_and_flags(self, m):
-        dev, sigma = _log_deviation(m["aspect_ratio"].to_numpy())
-        flag = (dev > np.log(self.min_factor)) & (dev > self.z * sigma)
-        return dev, flag, flag & (dev > np.log(self.severe_factor))
 
 
 IMAGE_CHECKS = (
