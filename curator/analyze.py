@@ -32,7 +32,7 @@ from .project import Project
 from .projection import project_2d
 from .store import METRIC_COLUMNS, atomic_save_npy, transaction
 
-ANALYSIS_VERSION = "4"  # bump when check logic changes so stored issues are recomputed
+ANALYSIS_VERSION = "6"  # bump when check logic changes so stored issues are recomputed
 NEIGHBOURS = 15  # stored per item for "show similar", fed to UMAP
 OUTLIER_NEIGHBOURS = 30  # large enough that a small cluster of odd images is still odd
 FULL_DIM_SEARCH_LIMIT = 20_000

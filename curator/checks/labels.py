@@ -6,7 +6,7 @@ distribution of its nearest neighbours. An item is flagged when another class is
 most likely and more likely than the given label by ``min_margin`` (confident-learning
 style); the suggested label is that class.
 
-``outlier``: mean cosine distance to the ``k`` nearest neighbours, flagged far beyond the
+``outlier``: mean cosine distance to the 11th-30th nearest neighbours, flagged far beyond the
 dataset's typical value (robust z-score).
 """
 
@@ -97,23 +97,24 @@ class LabelIssueCheck:
 
 @dataclass
 class OutlierCheck:
-    """``outlier``: mean cosine distance to the 30 nearest neighbours (in the full embedding space)
-    more than ``z`` robust standard deviations above the median (severe beyond ``severe_z``).
-    Score: that z-score. Thirty neighbours, not a handful, so that a few out-of-domain images
-    that resemble each other (crops of one photo) are still found."""
+    """``outlier``: mean cosine distance to the neighbours ranked ``skip_nearest`` + 1 to 30 (in
+    the full embedding space) more than ``z`` robust standard deviations above the median
+    (severe beyond ``severe_z``). Score: that z-score. Skipping the nearest ten means a few
+    odd images that resemble each other (crops of one photo, a batch of scans) do not vouch for
+    each other."""
 
     name = "outlier"
-    z: float = 7.0
+    skip_nearest: int = 10
+    z: float = 6.5
     severe_z: float = 12.0
 
     def find(self, item_ids, nbr_sim) -> pd.DataFrame:
-        if len(item_ids) < 10:
+        if len(item_ids) < 2 * self.skip_nearest:
             return empty_findings()
-        sims = np.where(np.isfinite(nbr_sim), nbr_sim, np.nan)
+        sims = np.where(np.isfinite(nbr_sim), nbr_sim, np.nan)[:, self.skip_nearest :]
         dist = 1.0 - np.nanmean(sims, axis=1)
         med = np.nanmedian(dist)
-        sigma = 1.4826 * np.nanmedian(np.abs(dist - med))
-        sigma = max(sigma, 1e-6)
+        sigma = max(1.4826 * np.nanmedian(np.abs(dist - med)), 1e-6)
         zscore = (dist - med) / sigma
         flag = zscore > self.z
         return Finding(self.name, np.asarray(item_ids)[flag], zscore[flag], zscore[flag] > self.severe_z)
