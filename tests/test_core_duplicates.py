@@ -16,11 +16,8 @@ from conftest import digit_images
 
 
 def decode(path):
-    """``read_image`` without a model input (its normalisation arguments, if any, unused)."""
-    import inspect
-
-    extra = {k: None for k in ("mean", "std") if k in inspect.signature(read_image).parameters}
-    return read_image(path, resolution=None, **extra)
+    """Decode and measure one file the way analyze does (no model input)."""
+    return read_image(path, resolution=None)
 
 
 
@@ -239,3 +236,34 @@ def test_near_duplicate_group_offset_and_transitive_groups(near_set):
     (v1, s1), (v2, s2) = list(near_set["truth"].items())[:2]
     found = NearDuplicateCheck().find(m, near_set["thumbs"], np.array([[v1, s1], [v2, s2]]), group_offset=7)
     assert sorted(found["group_id"].unique()) == [7, 8]
+
+
+def _photo_tile(size=96, offset=0):
+    from sklearn.datasets import load_sample_images
+
+    photo = load_sample_images().images[1]  # the flower: fine petal texture
+    tile = photo[120 + offset : 360 + offset, 200:440]
+    return np.asarray(Image.fromarray(tile).resize((size, size), Image.BILINEAR))
+
+
+def test_one_pixel_shift_of_a_mid_sized_photo_is_a_near_duplicate():
+    """A 1-px shift at 96 px is a third of a thumbnail pixel: only sub-pixel refinement sees it."""
+    tile = _photo_tile()
+    shifted = np.roll(tile, 1, axis=1)
+    other = _photo_tile(offset=40)  # the same scene 40 px lower: a different picture
+    to_thumb = lambda a: np.asarray(Image.fromarray(a).convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR))
+    a, b, c = to_thumb(tile)[None], to_thumb(shifted)[None], to_thumb(other)[None]
+    threshold = NearDuplicateCheck().max_pixel_diff
+    assert pixel_difference(a, b)[0] < threshold
+    assert pixel_difference(a, c)[0] > 3 * threshold
+
+
+def test_whole_pixel_search_alone_would_miss_that_shift(monkeypatch):
+    """Guards the reason sub-pixel refinement exists (this tile needs it)."""
+    import curator.checks.duplicates as dup
+
+    tile = _photo_tile()
+    to_thumb = lambda a: np.asarray(Image.fromarray(a).convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR))
+    a, b = to_thumb(tile)[None], to_thumb(np.roll(tile, 1, axis=1))[None]
+    monkeypatch.setattr(dup, "REFINE_BELOW", 0.0)
+    assert pixel_difference(a, b)[0] > NearDuplicateCheck().max_pixel_diff

@@ -25,11 +25,8 @@ from conftest import digit_images
 
 
 def decode(path):
-    """``read_image`` without a model input (its normalisation arguments, if any, unused)."""
-    import inspect
-
-    extra = {k: None for k in ("mean", "std") if k in inspect.signature(read_image).parameters}
-    return read_image(path, resolution=None, **extra)
+    """Decode and measure one file the way analyze does (no model input)."""
+    return read_image(path, resolution=None)
 
 
 
