@@ -251,12 +251,12 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     t = time.perf_counter()
     emb = np.load(project.array_path(emb_file), mmap_mode="r")
     x = normalize(np.asarray(emb[readable]))
-    x_pca = normalize(reduce_dims(x, 256)) if len(readable) > 2 else x
+    x_pca = normalize(reduce_dims(x, 256))
     # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
     # exactly the directions in which out-of-domain images differ (outliers vanish)
     x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
     thumbs = np.asarray(project.thumbnails())
-    t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128)) if len(readable) > 2 else thumbnail_features(thumbs[readable])
+    t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128))
     k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
     nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
     t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs

@@ -26,7 +26,7 @@ class ImageRecord:
 
     metrics: dict
     thumbnail: np.ndarray | None  # (THUMB_SIZE, THUMB_SIZE) uint8
-    model_input: np.ndarray | None  # (R, R, 3) uint8, normalised later in the batch (4x less IPC)
+    model_input: np.ndarray | None  # (R, R, 3) uint8; the backbone normalises whole batches
     error: str | None = None
 
 

@@ -3,8 +3,9 @@
 Exact: identical decoded pixels (hash). Near: candidates from nearest neighbours in two
 spaces (CNN embeddings, which catch re-encodings of photos, and brightness-normalised pixel
 thumbnails, which separate digit-like images far better than CNN cosine), each candidate
-then verified in pixel space: the mean absolute grey-level difference of the 32x32
-thumbnails, minimised over shifts of up to one pixel, must be below ``max_pixel_diff``.
+then verified in pixel space by :func:`pixel_difference` (smoothed 32x32 thumbnails, best
+whole- or sub-pixel shift, relative to the pair's contrast). Groups are the connected
+components of the verified pairs.
 """
 
 from __future__ import annotations
@@ -17,28 +18,11 @@ import pandas as pd
 from .base import Finding, empty_findings
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = np.arange(n)
-
-    def find(self, a: int) -> int:
-        root = a
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[a] != root:
-            self.parent[a], a = root, self.parent[a]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def _groups_to_findings(issue, members_by_root, metrics, scores, group_offset):
+def _groups_to_findings(issue, groups, metrics, scores, group_offset, severe: bool):
+    """One row per group member; group ids from ``group_offset``; keeper = largest, then first."""
     area = metrics.set_index("item_id")["area"].fillna(0)
     ids, gids, keeps, sc = [], [], [], []
-    for gid, members in enumerate(sorted(members_by_root.values(), key=min), start=group_offset):
+    for gid, members in enumerate(sorted(groups, key=min), start=group_offset):
         members = sorted(members)
         keeper = min(members, key=lambda i: (-area.get(i, 0), i))
         for i in members:
@@ -46,8 +30,7 @@ def _groups_to_findings(issue, members_by_root, metrics, scores, group_offset):
             gids.append(gid)
             keeps.append(i == keeper)
             sc.append(scores.get(i, 1.0))
-    return Finding(issue, ids, sc, np.ones(len(ids), bool) if issue == "exact_duplicate" else np.zeros(len(ids), bool),
-                   group_ids=gids, keep=keeps)
+    return Finding(issue, ids, sc, np.full(len(ids), severe), group_ids=gids, keep=keeps)
 
 
 @dataclass
@@ -59,13 +42,10 @@ class ExactDuplicateCheck:
 
     def find(self, metrics: pd.DataFrame, group_offset: int = 1) -> pd.DataFrame:
         readable = metrics[(metrics["readable"] == 1) & metrics["pixel_hash"].notna()]
-        groups = {}
-        for h, ids in readable.groupby("pixel_hash")["item_id"]:
-            if len(ids) > 1:
-                groups[h] = list(ids)
+        groups = [list(ids) for _, ids in readable.groupby("pixel_hash")["item_id"] if len(ids) > 1]
         if not groups:
             return empty_findings()
-        return _groups_to_findings(self.name, groups, metrics, {}, group_offset)
+        return _groups_to_findings(self.name, groups, metrics, {}, group_offset, severe=True)
 
 
 def smooth_thumbnails(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +120,8 @@ class NearDuplicateCheck:
     re-compression. Candidates: nearest-neighbour pairs in CNN space and in thumbnail space;
     verified when :func:`pixel_difference` is below ``max_pixel_diff`` (a fraction of the
     images' contrast: on digits, planted copies stay below 0.025 and distinct drawings above
-    0.047; on 96 px photos a one-pixel shift stays below 0.033). Score: 1 - pixel difference. Exact copies are left to
-    ``exact_duplicate`` (only one representative of an exact group takes part)."""
+    0.047; on 96 px photos a one-pixel shift stays below 0.033). Score: 1 - pixel difference.
+    Exact copies are left to ``exact_duplicate`` (one representative per exact group takes part)."""
 
     name = "near_duplicate"
     max_pixel_diff: float = 0.04
@@ -163,7 +143,6 @@ class NearDuplicateCheck:
         pairs = np.unique(pairs[(pairs[:, 0] >= 0) & (pairs[:, 0] != pairs[:, 1])], axis=0)
         if len(pairs) == 0:
             return empty_findings()
-        a, b = pairs[:, 0], pairs[:, 1]
         # smooth each involved thumbnail once, not once per pair
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
@@ -175,14 +154,19 @@ class NearDuplicateCheck:
         ok = diffs < self.max_pixel_diff
         if not ok.any():
             return empty_findings()
-        uf = _UnionFind(len(rep_of))
-        best: dict[int, float] = {}
-        for i, j, d in zip(a[ok], b[ok], diffs[ok]):
-            uf.union(int(i), int(j))
-            for x in (int(i), int(j)):
-                best[x] = min(best.get(x, 1.0), float(d))
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n_nodes = len(involved)
+        graph = coo_matrix((np.ones(int(ok.sum())), (inverse[ok, 0], inverse[ok, 1])), shape=(n_nodes, n_nodes))
+        _, component = connected_components(graph, directed=False)
+        # closest verified match of each member (its score); members are nodes with any match
+        best = np.full(n_nodes, np.inf, dtype=np.float32)
+        np.minimum.at(best, inverse[ok, 0], diffs[ok])
+        np.minimum.at(best, inverse[ok, 1], diffs[ok])
+        matched = np.flatnonzero(np.isfinite(best))
         groups: dict[int, list[int]] = {}
-        for i in best:
-            groups.setdefault(uf.find(i), []).append(i)
-        scores = {i: 1.0 - d for i, d in best.items()}
-        return _groups_to_findings(self.name, groups, metrics, scores, group_offset)
+        for node in matched:
+            groups.setdefault(int(component[node]), []).append(int(involved[node]))
+        scores = {int(involved[node]): 1.0 - float(best[node]) for node in matched}
+        return _groups_to_findings(self.name, list(groups.values()), metrics, scores, group_offset, severe=False)
