@@ -186,7 +186,8 @@ class Project:
         return np.load(self.array_path("projection.npy"))
 
     def thumbnails(self) -> np.ndarray:
-        """(N, S, S) uint8 grayscale thumbnails used for near-duplicate verification."""
+        """(N, S, S, 3) uint8 colour thumbnails (transparency on grey) used for near-duplicate
+        verification and the pixel features of the label check."""
         return np.load(self.array_path("thumbnails.npy"), mmap_mode="r")
 
     # ------------------------------------------------------------------ tags

@@ -26,9 +26,11 @@ METRIC_COLUMNS = {
     "brightness_low": "REAL",
     "contrast": "REAL",
     "sharpness": "REAL",
+    "fine_detail": "REAL",
     "entropy": "REAL",
     "aspect_ratio": "REAL",
     "area": "REAL",
+    "opacity": "REAL",
     "pixel_hash": "TEXT",
     "scan_key": "TEXT",
     "embed_key": "TEXT",
@@ -86,7 +88,19 @@ def connect(db_path: Path, *, create: bool = False) -> sqlite3.Connection:
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+    _add_missing_metric_columns(conn)
     return conn
+
+
+def _add_missing_metric_columns(conn: sqlite3.Connection) -> None:
+    """Projects made by an older curator lack newer metric columns: add them (empty), so the
+    next analyze fills them instead of failing on its INSERT."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(metrics)")}
+    if not have:
+        return
+    for name, kind in METRIC_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE metrics ADD COLUMN {name} {kind}")
 
 
 class transaction:

@@ -1,0 +1,128 @@
+"""Transparency: photometric metrics describe the picture, not its transparent background, and
+the CNN and the thumbnails see transparent pixels as neutral grey (issue #7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from curator.checks.image_checks import BlurryCheck, BrightCheck, DarkCheck, LowInformationCheck
+from curator.imaging import BACKGROUND, read_image
+
+
+def icon(seed: int, light: bool = False, size: int = 48) -> Image.Image:
+    """A synthetic icon on a transparent background: a coloured shape with a darker outline and
+    some detail, or (light) a white 'document' with a grey outline and text lines."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    m = int(rng.integers(4, 10))
+    if light:
+        draw.rectangle((m, m // 2, size - m, size - m // 2), fill=(250, 250, 250, 255), outline=(150, 150, 150, 255))
+        for y in range(m + 6, size - m, 5):
+            draw.line((m + 5, y, size - m - 5 - int(rng.integers(0, 10)), y), fill=(205, 205, 205, 255))
+    else:
+        colour = tuple(int(v) for v in rng.integers(40, 220, 3))
+        shape = draw.ellipse if seed % 2 else draw.rounded_rectangle
+        kwargs = {} if seed % 2 else {"radius": 6}
+        shape((m, m, size - m, size - m), fill=colour + (255,), outline=(20, 20, 20, 255), width=2, **kwargs)
+        c = size // 2
+        draw.polygon([(c, m + 6), (size - m - 6, c), (c, size - m - 6)], fill=(250, 250, 250, 255))
+    return img
+
+
+def scale_rgb(img: Image.Image, fn) -> Image.Image:
+    a = np.asarray(img, dtype=np.float32)
+    a[..., :3] = fn(a[..., :3])
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGBA")
+
+
+def metrics_of(images, tmp_path) -> pd.DataFrame:
+    rows = []
+    for i, img in enumerate(images):
+        path = tmp_path / f"{i:03d}.png"
+        img.save(path)
+        row = dict(read_image(path, resolution=None).metrics)
+        row["item_id"] = i
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def icon_set(tmp_path_factory):
+    """24 colour icons + 8 light icons (clean), then: a darkened icon (RGB x 0.2, alpha kept),
+    a brightened one, a nearly fully transparent one."""
+    clean = [icon(s) for s in range(24)] + [icon(100 + s, light=True) for s in range(8)]
+    dark = scale_rgb(icon(3), lambda c: c * 0.2)
+    bright = scale_rgb(icon(4), lambda c: 255 - (255 - c) * 0.15)
+    ghost = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
+    ImageDraw.Draw(ghost).point([(20, 20), (21, 20)], fill=(255, 0, 0, 255))
+    images = clean + [dark, bright, ghost]
+    m = metrics_of(images, tmp_path_factory.mktemp("icons"))
+    return m, {"clean": set(range(len(clean))), "light": set(range(24, 32)),
+               "dark": len(clean), "bright": len(clean) + 1, "ghost": len(clean) + 2}
+
+
+def flagged(check, metrics) -> set[int]:
+    return set(check.find(metrics)["item_id"].astype(int))
+
+
+def test_darkened_icon_is_dark_and_no_clean_one_is(icon_set):
+    m, ids = icon_set
+    found = flagged(DarkCheck(), m)
+    assert ids["dark"] in found
+    assert not found & ids["clean"]
+
+
+def test_light_icons_on_transparency_are_not_bright(icon_set):
+    m, ids = icon_set
+    found = flagged(BrightCheck(), m)
+    assert ids["bright"] in found
+    assert not found & ids["light"]
+    assert found <= {ids["bright"], ids["ghost"]}
+
+
+def test_clean_icons_are_not_blurry(icon_set):
+    m, ids = icon_set
+    assert not flagged(BlurryCheck(), m) & ids["clean"]
+
+
+def test_nearly_transparent_image_is_low_information(icon_set):
+    m, ids = icon_set
+    assert m.loc[ids["ghost"], "opacity"] < 0.01
+    assert ids["ghost"] in flagged(LowInformationCheck(), m)
+    assert not flagged(LowInformationCheck(), m) & ids["clean"]
+
+
+def test_metrics_ignore_the_colour_of_transparent_pixels(tmp_path):
+    """The same icon whose invisible pixels are black or white measures the same."""
+    base = np.asarray(icon(5), dtype=np.uint8).copy()
+    other = base.copy()
+    other[base[..., 3] == 0, :3] = 255
+    m = metrics_of([Image.fromarray(base, "RGBA"), Image.fromarray(other, "RGBA")], tmp_path)
+    for col in ("brightness", "brightness_high", "brightness_low", "contrast", "sharpness", "entropy"):
+        assert m.loc[0, col] == pytest.approx(m.loc[1, col], rel=1e-6), col
+
+
+def test_model_input_and_thumbnail_show_transparency_as_grey(tmp_path):
+    img = Image.new("RGBA", (64, 64), (255, 0, 0, 0))  # invisible red
+    ImageDraw.Draw(img).rectangle((24, 24, 40, 40), fill=(0, 0, 255, 255))
+    path = tmp_path / "x.png"
+    img.save(path)
+    rec = read_image(path, resolution=96)
+    assert tuple(rec.thumbnail[0, 0]) == BACKGROUND
+    assert tuple(rec.model_input[0, 0]) == BACKGROUND
+    assert rec.thumbnail[16, 16, 2] > 200 and rec.thumbnail[16, 16, 0] < 50  # the blue square
+    assert rec.metrics["opacity"] == pytest.approx(17 * 17 / 64 / 64, rel=0.01)
+
+
+def test_opaque_rgba_equals_its_rgb_twin(tmp_path):
+    """An RGBA PNG whose alpha is 255 everywhere is the same picture as the RGB file."""
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    rgb.save(tmp_path / "a.png")
+    rgb.convert("RGBA").save(tmp_path / "b.png")
+    a, b = (read_image(tmp_path / n, resolution=None).metrics for n in ("a.png", "b.png"))
+    assert a["pixel_hash"] == b["pixel_hash"]
+    assert a["opacity"] == b["opacity"] == 1.0
