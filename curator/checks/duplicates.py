@@ -3,8 +3,8 @@
 Exact: identical decoded pixels (hash). Near: candidates from nearest neighbours in two
 spaces (CNN embeddings, which catch re-encodings of photos, and brightness-normalised pixel
 thumbnails, which separate digit-like images far better than CNN cosine), each candidate
-then verified in pixel space by :func:`pixel_difference` (smoothed 32x32 thumbnails, best
-whole- or sub-pixel shift, relative to the pair's contrast). Groups are the connected
+then aligned and compared in colour (:mod:`curator.checks.align`) and kept when it is close
+both absolutely and relative to the item's other neighbours. Groups are the connected
 components of the verified pairs.
 """
 
@@ -48,110 +48,61 @@ class ExactDuplicateCheck:
         return _groups_to_findings(self.name, groups, metrics, {}, group_offset, severe=True)
 
 
-def smooth_thumbnails(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """3x3 box-smoothed float thumbnails in [0, 1] and each one's contrast (std, floored)."""
-    from scipy.ndimage import uniform_filter
-
-    x = np.asarray(thumbs, dtype=np.float32) / 255.0
-    spread = np.maximum(x.std(axis=(1, 2)), 0.02)
-    return uniform_filter(x, size=(1, 3, 3), mode="nearest"), spread
-
-
-REFINE_BELOW = 0.15  # pairs closer than this after whole-pixel shifts also try sub-pixel shifts
-
-
-def _windows(sb: np.ndarray, m: int) -> dict:
-    """The central window of ``sb`` displaced by every whole-pixel shift up to ``m``."""
-    s = sb.shape[1]
-    return {(dy, dx): sb[:, m + dy : s - m + dy, m + dx : s - m + dx]
-            for dy in range(-m, m + 1) for dx in range(-m, m + 1)}
-
-
-def shifted_difference(sa, sb, spread_a, spread_b, max_shift: int = 1, substeps: int = 3) -> np.ndarray:
-    """Mean |sa - shift(sb)| over the central window, minimised over shifts, / mean contrast.
-
-    Whole-pixel shifts first; pairs that come close (< REFINE_BELOW) are refined with
-    bilinear sub-pixel shifts in steps of 1/``substeps`` pixel, since a one-pixel shift of a
-    mid-sized image is a fraction of a thumbnail pixel.
-    """
-    s, m = sa.shape[1], max_shift
-    aw = sa[:, m : s - m, m : s - m]
-    wins = _windows(sb, m)
-    best = np.full(sa.shape[0], np.inf, dtype=np.float32)
-    for w in wins.values():
-        best = np.minimum(best, np.abs(aw - w).mean(axis=(1, 2)))
-    scale = 0.5 * (spread_a + spread_b)
-    close = np.flatnonzero(best / scale < REFINE_BELOW)
-    if len(close) and substeps > 1:
-        a_c = aw[close]
-        w_c = {k: v[close] for k, v in wins.items()}
-        fractions = [i / substeps for i in range(-m * substeps, m * substeps + 1)]
-        for fy in fractions:
-            y0 = min(int(np.floor(fy)), m - 1)
-            ty = fy - y0
-            for fx in fractions:
-                x0 = min(int(np.floor(fx)), m - 1)
-                tx = fx - x0
-                if ty == 0 and tx == 0:
-                    continue  # whole-pixel shifts were done above
-                shifted = ((1 - ty) * (1 - tx) * w_c[(y0, x0)] + (1 - ty) * tx * w_c[(y0, x0 + 1)]
-                           + ty * (1 - tx) * w_c[(y0 + 1, x0)] + ty * tx * w_c[(y0 + 1, x0 + 1)])
-                best[close] = np.minimum(best[close], np.abs(a_c - shifted).mean(axis=(1, 2)))
-    return best / scale
-
-
-def pixel_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 1) -> np.ndarray:
-    """Shift-tolerant, contrast-relative difference of thumbnail pairs.
-
-    Both thumbnails are smoothed with a 3x3 box filter (pixel noise and JPEG ringing average
-    out, while a different drawing or object still differs), then the mean absolute
-    difference over the central window is minimised over shifts of up to ``max_shift``
-    pixels and divided by the pair's mean contrast (std), so that two different but uniformly
-    dark images do not look alike. a, b: (P, S, S) uint8. Returns (P,) float32.
-    """
-    sa, spread_a = smooth_thumbnails(a)
-    sb, spread_b = smooth_thumbnails(b)
-    return shifted_difference(sa, sb, spread_a, spread_b, max_shift)
-
-
 @dataclass
 class NearDuplicateCheck:
-    """``near_duplicate``: a different file showing the same picture up to noise, a small shift or
-    re-compression. Candidates: nearest-neighbour pairs in CNN space and in thumbnail space;
-    verified when :func:`pixel_difference` is below ``max_pixel_diff`` (a fraction of the
-    images' contrast: on digits, planted copies stay below 0.025 and distinct drawings above
-    0.047; on 96 px photos a one-pixel shift stays below 0.033). Score: 1 - pixel difference.
+    """``near_duplicate``: a different file showing the same picture up to noise, a shift or
+    a crop, a resize, re-compression or a small brightness/contrast change.
+
+    Candidates: nearest-neighbour pairs in CNN space and in thumbnail space. Each candidate is
+    aligned and compared in colour by :func:`curator.checks.align.pair_differences` (the
+    residual difference in units of the images' contrast). A pair is a near duplicate when
+    that difference is below 0.06 AND below 0.7 x the difference of either member to its
+    runner-up (its closest candidate other than its best match), or below 0.10 AND below
+    0.3 x that runner-up difference (``tiers``):
+    similar but distinct pictures (two handwritten "1"s, two crops of one sky) sit in crowds
+    of about equally close neighbours, while a copy stands out from the crowd (cleanlab's
+    Datalab likewise judges a pair against the typical nearest-neighbour distance).
+    Score: 1 - difference.
     Exact copies are left to ``exact_duplicate`` (one representative per exact group takes part)."""
 
     name = "near_duplicate"
-    max_pixel_diff: float = 0.04
-    max_shift: int = 1
+    # (max_difference, relative) pairs; a pair passing any tier is verified: close in absolute
+    # terms and clearly closer than the crowd, or a little less close but far from any crowd
+    # (noise on a low-contrast photo raises the difference, the crowd stays far)
+    tiers: tuple = ((0.06, 0.7), (0.10, 0.3))
+
+    @property
+    def max_difference(self) -> float:
+        """The largest difference any tier accepts."""
+        return max(t[0] for t in self.tiers)
+
+    def differences(self, thumbs, pairs: np.ndarray, sides=None) -> np.ndarray:
+        from .align import pair_differences
+
+        return pair_differences(thumbs, pairs, sides)
 
     def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1) -> pd.DataFrame:
         """``candidate_pairs``: (P, 2) item-id pairs from neighbour searches."""
         readable = metrics[(metrics["readable"] == 1) & metrics["pixel_hash"].notna()].sort_values("item_id")
         # one representative per exact-duplicate group takes part
         rep_of_hash = readable.drop_duplicates("pixel_hash").set_index("pixel_hash")["item_id"]
-        reps = rep_of_hash.to_numpy()
-        if len(reps) < 2:
+        if len(rep_of_hash) < 2 or candidate_pairs is None or len(candidate_pairs) == 0:
             return empty_findings()
         rep_of = np.full(int(metrics["item_id"].max()) + 1, -1, dtype=np.int64)
         rep_of[readable["item_id"].to_numpy()] = rep_of_hash.loc[readable["pixel_hash"]].to_numpy()
-        if candidate_pairs is None or len(candidate_pairs) == 0:
-            return empty_findings()
         pairs = np.sort(rep_of[np.asarray(candidate_pairs, dtype=np.int64)], axis=1)
         pairs = np.unique(pairs[(pairs[:, 0] >= 0) & (pairs[:, 0] != pairs[:, 1])], axis=0)
         if len(pairs) == 0:
             return empty_findings()
-        # smooth each involved thumbnail once, not once per pair
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
-        smooth, spread = smooth_thumbnails(np.asarray(thumbs[involved]))
-        diffs = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(pairs), 4096):
-            ia, ib = inverse[start : start + 4096, 0], inverse[start : start + 4096, 1]
-            diffs[start : start + 4096] = shifted_difference(smooth[ia], smooth[ib], spread[ia], spread[ib], self.max_shift)
-        ok = diffs < self.max_pixel_diff
+        sides = metrics.set_index("item_id")[["width", "height"]].min(axis=1).reindex(involved).fillna(32).to_numpy()
+        diffs = self.differences(np.asarray(thumbs)[involved], inverse, sides)
+        runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
+        crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
+        ok = np.zeros(len(diffs), dtype=bool)
+        for max_difference, relative in self.tiers:
+            ok |= (diffs < max_difference) & (diffs < relative * crowd)
         if not ok.any():
             return empty_findings()
         from scipy.sparse import coo_matrix
@@ -170,3 +121,18 @@ class NearDuplicateCheck:
             groups.setdefault(int(component[node]), []).append(int(involved[node]))
         scores = {int(involved[node]): 1.0 - float(best[node]) for node in matched}
         return _groups_to_findings(self.name, list(groups.values()), metrics, scores, group_offset, severe=False)
+
+
+def _second_smallest_per_node(pairs: np.ndarray, values: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Each node's second-smallest value over the pairs it takes part in: its distance to the
+    nearest candidate other than its closest one (inf with fewer than two: no crowd known)."""
+    nodes = pairs.ravel()
+    vals = np.repeat(values, 2)
+    order = np.lexsort((vals, nodes))
+    nodes, vals = nodes[order], vals[order]
+    starts = np.searchsorted(nodes, np.arange(n_nodes), side="left")
+    ends = np.searchsorted(nodes, np.arange(n_nodes), side="right")
+    out = np.full(n_nodes, np.inf, dtype=np.float32)
+    has = ends - starts >= 2
+    out[has] = vals[starts[has] + 1]
+    return out

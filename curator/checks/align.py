@@ -1,0 +1,284 @@
+"""Align pairs of thumbnails and measure what differs once they are aligned.
+
+Near-duplicate copies differ from their original by a small geometric change (a shift of a
+pixel or two, a resize, a crop of up to a tenth of a side, which rescales the thumbnail
+anisotropically) plus photometric noise (sensor noise, JPEG, a brightness or contrast
+change). Distinct pictures differ in structure. So: normalise each thumbnail's brightness and
+contrast (all channels together, so colour differences stay), smooth away pixel noise, find
+the shift and per-axis scale that best map one onto the other (a whole-pixel search, then
+Gauss-Newton / Lucas-Kanade refinement, vectorised over all pairs), and report the mean
+absolute difference that remains over the central window, in units of the images' contrast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SMOOTH_SIGMA = 1.0  # thumbnail pixels; noise averages out, strokes and edges survive
+MIN_SPREAD = 0.02  # contrast floor, so near-flat images are not blown up to pure noise
+MARGIN = 3  # border excluded from the comparison (content shifted or cropped in from outside)
+MAX_SHIFT = 4.0  # thumbnail pixels; beyond that it is another picture
+MAX_SCALE = 0.25  # per-axis scale change: cropping 10% off both ends of an axis rescales it by 1.25
+ITERATIONS = 4  # Gauss-Newton steps per pyramid level
+PYRAMID = (2.0,)  # extra smoothing of the coarser levels: a wider basin for 10-25% rescales
+
+
+LEVELS = (8, 12, 16, 24)  # common resolutions below the thumbnail's at which pairs are compared
+
+
+def _lowpass_matrix(r: int, s: int) -> np.ndarray:
+    """(S, S) matrix: area-downsample to ``r`` samples, then linear interpolation back to ``s``."""
+    edges = np.linspace(0, s, r + 1)
+    down = np.zeros((r, s), dtype=np.float32)
+    for i in range(r):  # area weights of each thumbnail pixel inside output cell i
+        lo, hi = edges[i], edges[i + 1]
+        for j in range(int(np.floor(lo)), int(np.ceil(hi))):
+            down[i, j] = min(hi, j + 1) - max(lo, j)
+        down[i] /= down[i].sum()
+    centres = (np.arange(s) + 0.5) * r / s - 0.5
+    lo = np.clip(np.floor(centres).astype(int), 0, r - 2)
+    w = np.clip(centres - lo, 0, 1)
+    up = np.zeros((s, r), dtype=np.float32)
+    up[np.arange(s), lo] = 1 - w
+    up[np.arange(s), lo + 1] += w
+    return up @ down
+
+
+def comparison_level(side: np.ndarray, thumb: int = 32) -> np.ndarray:
+    """The resolution at which an image of native side ``side`` is compared: the largest level
+    not above it (the thumbnail's own when larger). A pair is compared at the smaller of its
+    two levels, so an upscaled or downscaled copy is not told apart by the detail it lacks."""
+    side = np.asarray(side)
+    out = np.full(side.shape, thumb, dtype=np.int64)
+    for level in sorted(LEVELS, reverse=True):
+        out[side <= level * 1.25] = level  # within a quarter of a level counts as that level
+    return out
+
+
+def prepare(thumbs: np.ndarray, sigma: float = SMOOTH_SIGMA, level: int | None = None) -> np.ndarray:
+    """(P, S, S[, C]) uint8 -> (P, S, S, C) float32, zero mean and unit contrast per image,
+    low-passed to ``level`` samples per side (when given), smoothed."""
+    from scipy.ndimage import gaussian_filter
+
+    x = np.asarray(thumbs, dtype=np.float32) / 255.0
+    if x.ndim == 3:
+        x = x[..., None]
+    x = x - x.mean(axis=(1, 2, 3), keepdims=True)
+    x /= np.maximum(x.std(axis=(1, 2, 3), keepdims=True), MIN_SPREAD)
+    if level is not None and level < x.shape[1]:
+        m = _lowpass_matrix(level, x.shape[1])
+        x = np.einsum("ij,pjkc,lk->pilc", m, x, m, optimize=True).astype(np.float32)
+    if sigma > 0:
+        x = gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest")
+    return x
+
+
+def _interpolation_matrices(scale: np.ndarray, shift: np.ndarray, s: int) -> np.ndarray:
+    """(P, S, S) matrices M with (M @ v)[i] = v sampled bilinearly at c + scale (i - c) + shift
+    (edges clamped): one axis of the warp as a matrix product."""
+    c = (s - 1) / 2.0
+    pos = np.clip(c + scale[:, None] * (np.arange(s, dtype=np.float32) - c)[None] + shift[:, None], 0, s - 1)
+    lo = np.minimum(np.floor(pos).astype(np.int64), s - 2)
+    w = (pos - lo).astype(np.float32)
+    m = np.zeros((len(scale), s, s), dtype=np.float32)
+    rows = np.arange(len(scale))[:, None]
+    cols = np.arange(s)[None, :]
+    m[rows, cols, lo] = 1 - w
+    m[rows, cols, lo + 1] += w
+    return m
+
+
+def warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Bilinear resampling of each (S, S, C) image at y' = cy + sy (y - cy) + ty (x likewise);
+    params (P, 4) = (ty, tx, sy, sx) with scales around 1. The warp is separable (no rotation),
+    so it is two batched matrix products, far cheaper than gathering every pixel."""
+    s = img.shape[1]
+    my = _interpolation_matrices(params[:, 2], params[:, 0], s)
+    mx = _interpolation_matrices(params[:, 3], params[:, 1], s)
+    chans = np.moveaxis(img, 3, 1)  # (P, C, S, S)
+    out = my[:, None] @ chans @ np.swapaxes(mx, 1, 2)[:, None]
+    return np.ascontiguousarray(np.moveaxis(out, 1, 3))
+
+
+def coverage(params: np.ndarray, s: int) -> np.ndarray:
+    """(P, S, S, 1) 1 where the warp samples inside the other image, 0 where it runs off its
+    edge (what a crop cut away cannot be compared)."""
+    c = (s - 1) / 2.0
+    grid = np.arange(s, dtype=np.float32) - c
+    ys = c + params[:, 2, None] * grid[None] + params[:, 0, None]
+    xs = c + params[:, 3, None] * grid[None] + params[:, 1, None]
+    iny = (ys >= -0.5) & (ys <= s - 0.5)
+    inx = (xs >= -0.5) & (xs <= s - 0.5)
+    return (iny[:, :, None] & inx[:, None, :]).astype(np.float32)[..., None]
+
+
+def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Mean |a - (g warp(b) + o)| over the whole frame where the warp stays inside b (not just
+    the central window: the alignment must not be able to push differences out of sight), with
+    the gain g and offset o (shared by all channels) fitted by least squares over that region:
+    per-image normalisation is not crop-invariant (cutting away a black border changes an
+    image's mean and contrast), this fit is."""
+    mask = coverage(params, a.shape[1]) * np.ones((1, 1, 1, a.shape[3]), np.float32)
+    aw, bw = a, warp(b, params)
+    n = np.maximum(mask.sum(axis=(1, 2, 3)), 1.0)
+    ma, mb = (aw * mask).sum(axis=(1, 2, 3)) / n, (bw * mask).sum(axis=(1, 2, 3)) / n
+    da, db = (aw - ma[:, None, None, None]) * mask, (bw - mb[:, None, None, None]) * mask
+    gain = np.clip((da * db).sum(axis=(1, 2, 3)) / np.maximum((db * db).sum(axis=(1, 2, 3)), 1e-6), 0.5, 2.0)
+    diff = np.abs(da - gain[:, None, None, None] * db) * mask
+    return diff.sum(axis=(1, 2, 3)) / n
+
+
+def _window(x: np.ndarray) -> np.ndarray:
+    return x[:, MARGIN:-MARGIN, MARGIN:-MARGIN]
+
+
+def _mean_abs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(_window(a) - _window(b)).mean(axis=(1, 2, 3))
+
+
+def _pool(x: np.ndarray) -> np.ndarray:
+    """2x2 average pooling: half the resolution, for the coarse shift search."""
+    p, s = x.shape[0], x.shape[1] // 2 * 2
+    return x[:, :s, :s].reshape(p, s // 2, 2, s // 2, 2, -1).mean(axis=(2, 4))
+
+
+def _best_whole_shift(a: np.ndarray, b: np.ndarray, reach: int = 2, margin: int = MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """The best whole-pixel shift within ``reach`` (<= margin) and its difference."""
+    s = a.shape[1]
+    aw = a[:, margin : s - margin, margin : s - margin]
+    best = np.full(len(a), np.inf, dtype=np.float32)
+    params = np.tile(np.array([0, 0, 1, 1], np.float32), (len(a), 1))
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            bw = b[:, margin + dy : s - margin + dy, margin + dx : s - margin + dx]
+            d = np.abs(aw - bw).mean(axis=(1, 2, 3))
+            better = d < best
+            best = np.where(better, d, best)
+            params[better, 0], params[better, 1] = dy, dx
+    return params, best
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image zero mean and unit std over (S, S, C); also returns the std (P, 1, 1, 1)."""
+    centred = x - x.mean(axis=(1, 2, 3), keepdims=True)
+    spread = np.maximum(centred.std(axis=(1, 2, 3), keepdims=True), 1e-3)
+    return centred / spread, spread
+
+
+def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = ITERATIONS) -> np.ndarray:
+    """Damped Gauss-Newton (Lucas-Kanade) steps on (ty, tx, sy, sx) mapping b onto a. Each
+    step is tried whole and at 40%, and a pair keeps whichever lowers its squared
+    difference (never a worse one), so an overshooting step cannot throw it out of its basin.
+    Both windows are standardised (zero mean, unit contrast) before comparing: the images'
+    own normalisation is not crop-invariant, and a gain mismatch would bias the scale."""
+    s = a.shape[1]
+    grid = (np.arange(s, dtype=np.float32) - (s - 1) / 2.0)[MARGIN:-MARGIN]
+    aw = _standardise(_window(a))[0]
+    lo = np.array([-MAX_SHIFT, -MAX_SHIFT, 1 - MAX_SCALE, 1 - MAX_SCALE], np.float32)
+    hi = np.array([MAX_SHIFT, MAX_SHIFT, 1 + MAX_SCALE, 1 + MAX_SCALE], np.float32)
+    max_step = np.array([1.5, 1.5, 0.08, 0.08], np.float32)
+
+    def cost(p):
+        return ((aw - _standardise(_window(warp(b, p)))[0]) ** 2).mean(axis=(1, 2, 3))
+
+    params = params.copy()
+    current = cost(params)
+    for _ in range(iterations):
+        bw = warp(b, params)
+        gy, gx = np.gradient(bw, axis=(1, 2))
+        bw_std, spread = _standardise(_window(bw))
+        gy, gx, r = _window(gy) / spread, _window(gx) / spread, aw - bw_std
+        # Jacobian of the warped image with respect to (ty, tx, sy, sx), per pixel and channel
+        jac = np.stack([gy, gx, gy * grid[None, :, None, None], gx * grid[None, None, :, None]], axis=-1)
+        jac = jac.reshape(len(a), -1, 4)
+        jac_t = np.swapaxes(jac, 1, 2)
+        h = jac_t @ jac + 1e-3 * np.eye(4, dtype=np.float32)
+        g = jac_t @ r.reshape(len(a), -1, 1)
+        step = np.clip(np.linalg.solve(h, g)[..., 0], -max_step, max_step)
+        best_params, best = params, current
+        for fraction in (1.0, 0.4):
+            trial = np.clip(params + fraction * step, lo, hi)
+            c = cost(trial)
+            better = c < best
+            best = np.where(better, c, best)
+            best_params = np.where(better[:, None], trial, best_params)
+        if np.array_equal(best_params, params):
+            break
+        params, current = best_params, best
+    return params
+
+
+def initial_alignment(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start for the refinement: the better of the best whole-pixel shift within 2 px and the
+    best 2-px step within 4 px at half resolution (a 1 px shift of an 8 px image is 4 px
+    here), with the difference it leaves at full resolution."""
+    fine, d_fine = _best_whole_shift(a, b)
+    coarse, _ = _best_whole_shift(_pool(a), _pool(b), reach=2, margin=2)
+    coarse[:, :2] *= 2
+    d_coarse = _mean_abs(a, warp(b, coarse))
+    use = d_coarse < d_fine
+    fine[use] = coarse[use]
+    return fine, np.where(use, d_coarse, d_fine)
+
+
+GOOD_ENOUGH = 0.03  # a forward alignment this close is not retried backwards
+PREFILTER = 0.3  # pairs further apart than this after whole-pixel shifts are not refined
+
+
+def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | None = None,
+                     chunk: int = 2048) -> np.ndarray:
+    """Aligned difference of each (i, j) row of ``pairs`` (indices into ``thumbs``), symmetric:
+    the smaller of aligning j onto i and i onto j (a crop enlarges in one direction only).
+
+    ``sides``: each image's native short side; a pair is compared at the smaller of the two
+    :func:`comparison_level` values. Alignment runs on luminance (3x cheaper); the difference
+    is then measured in colour at the aligned position, so two pictures that differ only in
+    colour stay apart. Pairs already far apart after the whole-pixel search (> PREFILTER)
+    skip the refinement.
+    """
+    pairs = np.asarray(pairs, dtype=np.int64)
+    levels = np.full(len(pairs), thumbs.shape[1], dtype=np.int64)
+    if sides is not None:
+        per_image = comparison_level(sides, thumbs.shape[1])
+        levels = np.minimum(per_image[pairs[:, 0]], per_image[pairs[:, 1]])
+    out = np.empty(len(pairs), dtype=np.float32)
+    for level in np.unique(levels):
+        sel = np.flatnonzero(levels == level)
+        involved, inverse = np.unique(pairs[sel], return_inverse=True)
+        inverse = inverse.reshape(-1, 2)
+        colour = prepare(np.asarray(thumbs[involved]), level=int(level))
+        for start in range(0, len(sel), chunk):
+            ia, ib = inverse[start : start + chunk, 0], inverse[start : start + chunk, 1]
+            out[sel[start : start + chunk]] = _differences(colour, ia, ib)
+    return out
+
+
+def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Refine on more strongly smoothed copies first (a wider basin: a 20% rescale moves the
+    border by 3 px), then at the working smoothness."""
+    from scipy.ndimage import gaussian_filter
+
+    for sigma in PYRAMID:
+        blurred = [gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest") for x in (a, b)]
+        params = refine(blurred[0], blurred[1], params, iterations=ITERATIONS)
+    return refine(a, b, params, iterations=ITERATIONS)
+
+
+def _differences(colour: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    lum = colour.mean(axis=3, keepdims=True)
+    lum = lum / np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
+    params, coarse = initial_alignment(colour[ia], colour[ib])
+    result = coarse.copy()
+    todo = np.flatnonzero(coarse < PREFILTER)
+    if len(todo):
+        ta, tb = ia[todo], ib[todo]
+        forward = coarse_to_fine(lum[ta], lum[tb], params[todo])
+        result[todo] = np.minimum(coarse[todo], masked_difference(colour[ta], colour[tb], forward))
+        # the other direction only where this one left a visible difference (a crop aligns
+        # better from the cropped side); a pair already this close needs no second opinion
+        again = todo[result[todo] > GOOD_ENOUGH]
+        if len(again):
+            ta, tb = ia[again], ib[again]
+            backward = coarse_to_fine(lum[tb], lum[ta], params[again] * np.array([-1, -1, 1, 1], np.float32))
+            result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward))
+    return result
