@@ -26,16 +26,20 @@ from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
 from .checks.image_checks import run_image_checks
 from .checks.labels import LabelIssueCheck, OutlierCheck
 from .errors import CuratorError, InterruptedRun
-from .imaging import THUMB_SIZE, read_image
+from .imaging import THUMB_SHAPE, read_image
 from .neighbors import knn, normalize, reduce_dims
 from .project import Project
 from .projection import project_2d
 from .store import METRIC_COLUMNS, atomic_save_npy, transaction
 
-ANALYSIS_VERSION = "6"  # bump when check logic changes so stored issues are recomputed
+ANALYSIS_VERSION = "7"  # bump when check logic changes so stored issues are recomputed
+# bump when what one decode produces changes (metrics, thumbnails, model input), so stored
+# per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background
+SCAN_VERSION = "2"
 NEIGHBOURS = 15  # stored per item for "show similar", fed to UMAP
 OUTLIER_NEIGHBOURS = 30  # large enough that a small cluster of odd images is still odd
 FULL_DIM_SEARCH_LIMIT = 20_000
+DEFECTS = ("dark", "bright", "blurry", "low_information")  # items the label check skips
 
 
 @dataclass
@@ -141,11 +145,11 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
         resolution = NATIVE_RESOLUTION
     backbone_key = f"{opts.backbone}@{resolution}"
     file_keys = [_file_key(p) for p in locations]
-    wanted = [f"{backbone_key}|{k}" for k in file_keys]
+    wanted = [f"{backbone_key}|s{SCAN_VERSION}|{k}" for k in file_keys]
 
     stored = dict(project.db.execute("SELECT item_id, embed_key FROM metrics").fetchall())
     thumbs_path = project.array_path("thumbnails.npy")
-    thumbs, thumbs_new = _open_array(thumbs_path, (n, THUMB_SIZE, THUMB_SIZE), np.uint8)
+    thumbs, thumbs_new = _open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8)
     emb_file = f"embeddings-{_safe(backbone_key)}.npy"
     emb_missing = not project.array_path(emb_file).exists()
     pending = [i for i in range(n) if thumbs_new or emb_missing or stored.get(i) != wanted[i]]
@@ -184,7 +188,7 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
                     forward_s += time.perf_counter() - tf
                 emb[ids] = feats
                 thumbs[ids] = np.stack(
-                    [r.thumbnail if r.thumbnail is not None else np.zeros((THUMB_SIZE, THUMB_SIZE), np.uint8) for r in recs]
+                    [r.thumbnail if r.thumbnail is not None else np.zeros(THUMB_SHAPE, np.uint8) for r in recs]
                 )
                 emb.flush()
                 thumbs.flush()
@@ -236,7 +240,7 @@ def _pairs(ids: np.ndarray, nbr_idx: np.ndarray, k: int) -> np.ndarray:
 
 def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
     """Per-image standardised thumbnails (brightness/contrast removed), unit norm."""
-    flat = thumbs.reshape(len(thumbs), THUMB_SIZE * THUMB_SIZE).astype(np.float32)
+    flat = thumbs.reshape(len(thumbs), int(np.prod(thumbs.shape[1:]))).astype(np.float32)
     flat -= flat.mean(axis=1, keepdims=True)
     return normalize(flat)
 
@@ -288,7 +292,10 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
         lab_idx, lab_sim = knn(label_features, min(10, len(readable) - 1), normalized=True)
     else:
         lab_idx, lab_sim = empty_nbrs
-    label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim)
+    # an image-level defect explains an odd embedding: do not report it again as a wrong label
+    defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
+    skip = np.isin(readable, list(defective))
+    label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim, skip)
     findings.append(label_findings)
     findings.append(OutlierCheck().find(readable, nbr_sim))
     timings["labels_outliers"] = round(time.perf_counter() - t, 3)

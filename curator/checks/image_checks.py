@@ -55,71 +55,89 @@ class UnreadableCheck:
 @dataclass
 class DarkCheck(ImageCheck):
     """``dark``: the brightest 1% of pixels (``brightness_high``, the 99th percentile of luminance
-    in [0, 1]) is far below the dataset's typical value.
+    in [0, 1]) is far below the dataset's typical value, and so is the mean luminance.
 
-    Flagged when brightness_high < ``ratio`` x dataset median AND < ``absolute_max``, or when
-    it is below ``always_below`` whatever the dataset (a practically black image). Using the
-    99th percentile keeps MNIST-style images (black background, white strokes) clean.
-    Score: 1 - brightness_high / median. Severe below ``severe_ratio`` x median.
+    Flagged when brightness_high < ``ratio`` x dataset median AND < ``absolute_max`` AND the
+    mean brightness < ``mean_ratio`` x the dataset's median mean, or when brightness_high is
+    below ``always_below`` whatever the dataset (a practically black image). The 99th
+    percentile keeps MNIST-style images (black background, white strokes) clean; the mean
+    keeps blurred ones clean (blur lowers the peaks, but not the mean, while darkening lowers
+    both). Score: 1 - brightness_high / median. Severe below ``severe_ratio`` x median.
     """
 
     name = "dark"
     ratio: float = 0.45
-    absolute_max: float = 0.5
+    absolute_max: float = 0.35
+    mean_ratio: float = 0.6
     always_below: float = 0.06
     severe_ratio: float = 0.25
 
     def score_and_flags(self, m):
         v = m["brightness_high"].to_numpy()
         ref = max(_median(m["brightness_high"]), 1e-6)
+        mean = m["brightness"].to_numpy()
+        dim = mean < self.mean_ratio * max(_median(m["brightness"]), 1e-6)
         score = np.clip(1.0 - v / ref, 0.0, 1.0)
-        flag = ((v < self.ratio * ref) & (v < self.absolute_max)) | (v < self.always_below)
-        severe = (v < self.severe_ratio * ref) | (v < self.always_below)
+        flag = ((v < self.ratio * ref) & (v < self.absolute_max) & dim) | (v < self.always_below)
+        severe = flag & ((v < self.severe_ratio * ref) | (v < self.always_below))
         return score, flag, severe
 
 
 @dataclass
 class BrightCheck(ImageCheck):
-    """``bright``: even the darkest 5% of pixels are close to white.
+    """``bright``: even the darkest 5% of pixels are close to white, and the whole image is
+    lighter than usual.
 
     Works on headroom = 1 - brightness_low (brightness_low = 5th percentile of luminance):
-    flagged when headroom < ``ratio`` x dataset median headroom AND < ``absolute_max``, or when
-    headroom < ``always_below`` (a practically white image). Score: 1 - headroom / median.
+    flagged when headroom < ``ratio`` x dataset median headroom AND < ``absolute_max`` AND
+    the mean headroom (1 - mean brightness) < ``mean_ratio`` x its dataset median (blur
+    raises the 5th percentile of a dark-background image, not its mean), or when headroom <
+    ``always_below`` (a practically white image). Score: 1 - headroom / median.
     """
 
     name = "bright"
     ratio: float = 0.45
-    absolute_max: float = 0.5
+    absolute_max: float = 0.35
+    mean_ratio: float = 0.6
     always_below: float = 0.04
     severe_ratio: float = 0.25
 
     def score_and_flags(self, m):
         headroom = 1.0 - m["brightness_low"].to_numpy()
         ref = max(float(np.median(headroom)), 1e-6)
+        mean_headroom = 1.0 - m["brightness"].to_numpy()
+        light = mean_headroom < self.mean_ratio * max(float(np.median(mean_headroom)), 1e-6)
         score = np.clip(1.0 - headroom / ref, 0.0, 1.0)
-        flag = ((headroom < self.ratio * ref) & (headroom < self.absolute_max)) | (headroom < self.always_below)
-        severe = (headroom < self.severe_ratio * ref) | (headroom < self.always_below)
+        flag = ((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light) | (headroom < self.always_below)
+        severe = flag & ((headroom < self.severe_ratio * ref) | (headroom < self.always_below))
         return score, flag, severe
 
 
 @dataclass
 class BlurryCheck(ImageCheck):
-    """``blurry``: edge energy (std of the Laplacian / std of the image, so darkening or
-    brightening does not change it) well below what similar images have.
+    """``blurry``: edge energy (``sharpness``: std of the Laplacian / std of the image, so
+    darkening or brightening does not change it) well below what similar images have, and
+    the finest scale missing (``fine_detail``: Laplacian energy at full over half resolution).
 
     Natural sharpness varies a lot with content (thick vs thin strokes, close-ups vs
     landscapes), so the reference is local when available: the median sharpness of the
     image's nearest neighbours in thumbnail space (column ``sharpness_reference``). Flagged
     when sharpness < ``local_ratio`` x that reference AND < ``global_ratio`` x the dataset
-    median; without a local reference, when sharpness < ``fallback_ratio`` x the dataset
-    median. Near-constant images (contrast < ``min_contrast``) are left to
-    ``low_information``. Score: 1 - sharpness / reference.
+    median (without a local reference, < ``fallback_ratio`` x the dataset median), AND, for
+    images of at least 24 px, fine_detail < ``detail_ratio`` x its dataset median or below
+    ``detail_floor``: clean graphics with large flat areas (icons, line art) have low
+    sharpness but crisp edges. (fine_detail runs from about 0.25 for content much smoother
+    than a pixel, as in upscaled images, where it says nothing, to 1-2 for pixel-level detail.)
+    Near-constant images (contrast < ``min_contrast``) are left to ``low_information``.
+    Score: 1 - sharpness / reference.
     """
 
     name = "blurry"
     local_ratio: float = 0.75
-    global_ratio: float = 0.8
+    global_ratio: float = 0.5
     fallback_ratio: float = 0.5
+    detail_ratio: float = 0.85
+    detail_floor: float = 0.45
     min_contrast: float = 0.02
     severe_ratio: float = 0.5
 
@@ -133,6 +151,11 @@ class BlurryCheck(ImageCheck):
         else:
             ref = np.full(len(s), median)
             flag = s < self.fallback_ratio * median
+        if "fine_detail" in m and m["fine_detail"].notna().any():
+            detail = m["fine_detail"].to_numpy(dtype=float)
+            needed = max(self.detail_ratio * _median(m["fine_detail"]), self.detail_floor)
+            crisp = np.nan_to_num(detail, nan=-np.inf) >= needed
+            flag &= ~crisp
         score = np.clip(1.0 - s / ref, 0.0, 1.0)
         flag = textured & flag
         return score, flag, flag & (s < self.severe_ratio * ref)
@@ -141,21 +164,24 @@ class BlurryCheck(ImageCheck):
 @dataclass
 class LowInformationCheck(ImageCheck):
     """``low_information``: almost nothing to see; grey-level entropy below ``ratio`` x the
-    dataset median, or contrast (std of luminance) below ``min_contrast`` (a flat image).
-    Score: 1 - entropy / median entropy."""
+    dataset median, contrast (std of luminance) below ``min_contrast`` (a flat image), or
+    ``opacity`` (mean alpha) below ``min_opacity`` (a nearly fully transparent image).
+    Score: 1 - entropy / median entropy (1 for flat or transparent images)."""
 
     name = "low_information"
     ratio: float = 0.35
     min_contrast: float = 0.02
+    min_opacity: float = 0.02
     severe_ratio: float = 0.15
 
     def score_and_flags(self, m):
         e = m["entropy"].to_numpy()
         ref = max(_median(m["entropy"]), 1e-6)
-        flat = m["contrast"].to_numpy() < self.min_contrast
-        score = np.where(flat, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
-        flag = flat | (e < self.ratio * ref)
-        return score, flag, flat | (e < self.severe_ratio * ref)
+        opacity = m["opacity"].fillna(1.0).to_numpy() if "opacity" in m else np.ones(len(m))
+        blank = (m["contrast"].to_numpy() < self.min_contrast) | (opacity < self.min_opacity)
+        score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
+        flag = blank | (e < self.ratio * ref)
+        return score, flag, blank | (e < self.severe_ratio * ref)
 
 
 def _log_deviation(values: np.ndarray) -> tuple[np.ndarray, float]:
