@@ -1,13 +1,22 @@
-"""Detection quality on corrupted digits with known truth, through the real CLI.
+"""Detection quality on several real image sources at native resolution, with planted
+problems of varied strength, one set of default thresholds, peers in the same run.
 
-Builds a copy of scikit-learn's digits upscaled to 32x32 with planted problems (exact and
-near duplicates, dark, bright, blurred, label flips, unreadable files, out-of-domain photo
-crops as outliers), runs
-`curator import` -> `curator analyze` -> `curator export`, and prints precision, recall and
-F1 per issue type plus the number of clean images flagged with anything. Then does the same
-on the clean dataset (nothing planted) to show how little the defaults flag there.
+For every source of ``benchmarks/sources.py`` (digits 8x8, photo crops, icons with alpha,
+font glyphs, greyscale textures, tiny colour images, ...):
 
-    python benchmarks/quality.py [--workdir DIR] [--seed 0] [--backbone ...] [--resolution N]
+1. plant problems on disjoint random items, each strength drawn per image: exact copies;
+   near-duplicate copies (Gaussian noise sigma 4-12, 1-2 px shifts, JPEG q 60-90, resize
+   0.5-2x, crops removing <= 10% of a side, small brightness/contrast changes); darkened
+   (x 0.1-0.3), brightened, blurred (radius 1-2.5); label flips (5%, half to the most
+   confusable class); out-of-domain images (another source) as outliers; unreadable files;
+2. run the real CLI: ``curator import`` -> ``analyze`` -> ``export``;
+3. run cleanvision and cleanlab's Datalab on the same files (Datalab gets curator's own
+   embeddings as features) when their venv exists (``python benchmarks/peers.py --setup``);
+4. print one table per source: precision / recall / F1 per issue for curator and the peers,
+   the share of clean images flagged, and write montages of curator's false alarms and misses.
+
+    python benchmarks/quality.py [--sources digits,photos,...] [--max-items 1500] [--seed 0]
+                                 [--workdir DIR] [--no-peers]
 """
 
 from __future__ import annotations
@@ -15,226 +24,407 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import shutil
+import json
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
-CONFUSABLE = [(1, 7), (3, 8), (4, 9), (5, 6), (2, 7)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sources as sources_mod  # noqa: E402
+
+ISSUES = ["unreadable", "exact_duplicate", "near_duplicate", "dark", "bright", "blurry",
+          "low_information", "odd_size", "odd_aspect_ratio", "outlier", "label_issue"]
+IMAGE_LEVEL = ["unreadable", "exact_duplicate", "near_duplicate", "dark", "bright", "blurry"]
+NEAR_KINDS = ["noise", "shift", "jpeg", "resize", "crop", "tone"]
+# what each peer checks at all (other rows of its columns stay empty, not 0)
+PEER_ISSUES = {
+    "cleanvision": {"dark", "bright", "blurry", "low_information", "odd_aspect_ratio", "odd_size",
+                    "exact_duplicate", "near_duplicate"},
+    "datalab": {"near_duplicate", "outlier", "label_issue"},
+}
+SHARE = {"exact": 0.02, "near": 0.06, "dark": 0.02, "bright": 0.02, "blurry": 0.02, "flip": 0.05}
 
 
-def base_images(dataset: str = "digits", size: int = 32):
-    """Clean images and labels: ``digits`` (1,797 upscaled 8x8 greyscale digits) or ``photos``
-    (1,080 RGB 80x80 tiles of scikit-learn's two sample photographs, label = which photo,
-    in four orientations)."""
-    if dataset == "photos":
-        from sklearn.datasets import load_sample_images
-
-        tiles, labels = [], []
-        for label, photo in enumerate(load_sample_images().images):
-            for y in range(0, photo.shape[0] - 240 + 1, 31):
-                for x in range(0, photo.shape[1] - 240 + 1, 31):
-                    tile = np.asarray(Image.fromarray(photo[y : y + 240, x : x + 240]).resize((96, 96), Image.BILINEAR))
-                    for variant in (tile, tile[:, ::-1], np.rot90(tile), tile[::-1]):
-                        tiles.append(np.ascontiguousarray(variant))
-                        labels.append(label)
-        return np.stack(tiles), np.array(labels)
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    u8 = np.clip(np.rint(data.images * 255 / 16), 0, 255).astype(np.uint8)
-    up = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in u8])
-    return up, data.target.astype(int)
+# ----------------------------------------------------------------------------- corruptions
+def _split(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Colour channels as float32 and the alpha channel (kept apart from every photometric change)."""
+    if img.mode == "RGBA":
+        a = np.asarray(img, dtype=np.float32)
+        return a[..., :3], a[..., 3], "RGBA"
+    mode = "L" if img.mode in ("L", "1", "I;16") else "RGB"
+    return np.asarray(img.convert(mode), dtype=np.float32), None, mode
 
 
-def build_corrupted(out: Path, seed: int = 0, clean: bool = False, dataset: str = "digits") -> dict:
-    """Write a class-per-folder tree; return {path: set(issue types)} and the clean paths."""
+def _colour_mode(mode: str) -> str:
+    return "RGB" if mode == "RGBA" else mode
+
+
+def _join(colour: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
+    colour = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+    if alpha is None:
+        return Image.fromarray(colour, _colour_mode(mode))
+    return Image.fromarray(np.dstack([colour, np.clip(alpha, 0, 255).astype(np.uint8)]), "RGBA")
+
+
+def photometric(img: Image.Image, fn) -> Image.Image:
+    colour, alpha, mode = _split(img)
+    return _join(fn(colour), alpha, mode)
+
+
+def darken(img, rng):
+    f = rng.uniform(0.1, 0.3)
+    return photometric(img, lambda c: c * f), f"x{f:.2f}"
+
+
+def brighten(img, rng):
+    f = rng.uniform(0.1, 0.3)
+    return photometric(img, lambda c: 255 - (255 - c) * f), f"headroom x{f:.2f}"
+
+
+def blur(img, rng):
+    r = rng.uniform(1.0, 2.5)
+    return img.filter(ImageFilter.GaussianBlur(r)), f"radius {r:.1f}"
+
+
+def near_copy(img: Image.Image, kind: str, rng) -> tuple[Image.Image, str]:
+    """A transformed copy that still shows the same picture."""
+    side = min(img.size)
+    if kind == "noise":
+        s = rng.uniform(4, 12)
+        return photometric(img, lambda c: c + rng.normal(0, s, c.shape)), f"noise sigma {s:.1f}"
+    if kind == "shift":
+        d = int(rng.integers(1, 3)) if side >= 16 else 1  # 2 px of an 8 px image is a quarter of it
+        dy, dx = [int(v) for v in rng.choice([-d, 0, d], size=2)]
+        if dy == dx == 0:
+            dx = d
+        a = np.asarray(img)
+        pad = [(d, d), (d, d)] + [(0, 0)] * (a.ndim - 2)
+        padded = np.pad(a, pad, mode="edge")
+        h, w = a.shape[:2]
+        return Image.fromarray(padded[d - dy : d - dy + h, d - dx : d - dx + w], img.mode), f"shift ({dy},{dx})"
+    if kind == "jpeg":
+        q = int(rng.integers(60, 91))
+        colour, alpha, mode = _split(img)
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(colour, 0, 255).astype(np.uint8), _colour_mode(mode)).save(buf, "JPEG", quality=q)
+        return _join(np.asarray(Image.open(buf), dtype=np.float32), alpha, mode), f"jpeg q{q}"
+    if kind == "resize":
+        lo = max(0.5, 16 / side) if side >= 16 else 1.5  # never below 16 px: a 4 px digit is no copy
+        f = float(np.exp(rng.uniform(np.log(lo), np.log(2.0))))
+        if abs(f - 1) < 0.1:
+            f = 1.25
+        size = (max(1, round(img.width * f)), max(1, round(img.height * f)))
+        return img.resize(size, Image.LANCZOS if rng.random() < 0.5 else Image.BILINEAR), f"resize x{f:.2f}"
+    if kind == "crop":
+        cut = [int(np.floor(rng.uniform(0, 0.1) * s)) for s in (img.width, img.width, img.height, img.height)]
+        if sum(cut) == 0:
+            cut[int(rng.integers(4))] = 1
+        box = (cut[0], cut[2], img.width - cut[1], img.height - cut[3])
+        return img.crop(box), f"crop {cut}"
+    if kind == "tone":
+        b, c = rng.uniform(-12, 12), rng.uniform(0.9, 1.1)
+        return photometric(img, lambda x: (x - x.mean()) * c + x.mean() + b), f"contrast x{c:.2f} {b:+.0f}"
+    raise ValueError(kind)
+
+
+def confusable_class(labels: np.ndarray, images: list[Image.Image]) -> dict:
+    """For each class, the other class whose mean 16x16 grey image is closest."""
+    small = np.stack([np.asarray(im.convert("L").resize((16, 16), Image.BILINEAR), np.float32).ravel() for im in images])
+    classes = sorted(set(labels))
+    means = np.stack([small[labels == c].mean(axis=0) for c in classes])
+    d = ((means[:, None] - means[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    return {c: classes[int(d[i].argmin())] for i, c in enumerate(classes)}
+
+
+@dataclass
+class Planted:
+    truth: dict = field(default_factory=dict)  # issue -> set of paths
+    # issue -> paths whose flag for that issue counts neither way: an upscaled copy is softer
+    # and larger (blurry, odd_size are true of it), a crop changes the aspect ratio, an image
+    # from another source may be dark or blurry as well as out of place
+    ignore: dict = field(default_factory=dict)
+    clean: set = field(default_factory=set)
+    detail: dict = field(default_factory=dict)  # path -> what was done
+    labels: dict = field(default_factory=dict)  # path -> given label
+
+    def add(self, issue, path, what=""):
+        self.truth.setdefault(issue, set()).add(str(path))
+        if what:
+            self.detail[str(path)] = f"{issue}: {what}"
+
+
+def plant(src, out: Path, seed: int, outlier_images: list) -> Planted:
+    """Write the source with planted problems into a class-per-folder tree under ``out``."""
     rng = np.random.default_rng(seed)
-    images, labels = base_images(dataset)
-    n_classes = int(labels.max()) + 1
+    images, labels = src.images, np.array(src.labels)
     n = len(images)
-    # natural pixel-identical images are real exact duplicates: count them in the truth
-    hashes = [hashlib.sha1(im.tobytes()).hexdigest() for im in images]
-    order = rng.permutation(n)
-    taken = iter(order)
-
-    def take(k):
-        return [next(taken) for _ in range(k)]
-
-    plan = {} if clean else {
-        "exact": take(30), "near_noise": take(20), "near_shift": take(20), "near_jpeg": take(20),
-        "dark": take(30), "bright": take(30), "blurry": take(30),
-    }
-    files: dict[int, Path] = {}
-    truth: dict[str, set[str]] = {}
+    order = iter(rng.permutation(n))
+    plan = {k: [next(order) for _ in range(max(3, int(round(share * n))))] for k, share in SHARE.items()}
+    confusable = confusable_class(labels, images)
+    classes = sorted(set(labels))
     given = labels.copy()
-    if not clean:
-        remaining = [i for i in taken]
-        n_flip = int(round(0.05 * n))
-        flipped = []
-        # half between confusable classes, half to a random other class
-        for a, b in (CONFUSABLE if dataset == "digits" else []):
-            cand = [i for i in remaining if labels[i] in (a, b) and i not in flipped]
-            for i in cand[: (n_flip // 2) // len(CONFUSABLE)]:
-                given[i] = b if labels[i] == a else a
-                flipped.append(i)
-        cand = [i for i in remaining if i not in flipped]
-        for i in cand[: n_flip - len(flipped)]:
-            given[i] = int(rng.choice([c for c in range(n_classes) if c != labels[i]]))
-            flipped.append(i)
-        plan["label_flip"] = flipped
-
-    def path_for(i, name=None):
-        return out / str(given[i]) / (name or f"{i:04d}.png")
-
-    for i in range(n):
-        p = path_for(i)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        img = images[i]
-        if i in plan.get("dark", []):
-            img = (img.astype(np.float32) * 0.15).astype(np.uint8)
-        elif i in plan.get("bright", []):
-            img = (255 - (255 - img.astype(np.float32)) * 0.15).astype(np.uint8)
-        Image.fromarray(img).save(p) if i not in plan.get("blurry", []) else Image.fromarray(img).filter(ImageFilter.GaussianBlur(1.5)).save(p)
-        files[i] = p
-
-    def add(issue, *paths):
-        truth.setdefault(issue, set()).update(str(p) for p in paths)
-
-    for key, issue in (("dark", "dark"), ("bright", "bright"), ("blurry", "blurry"), ("label_flip", "label_issue")):
-        add(issue, *(files[i] for i in plan.get(key, [])))
-    for i in plan.get("exact", []):
-        copy = path_for(i, f"{i:04d}_copy.png")
-        shutil.copy(files[i], copy)
-        add("exact_duplicate", files[i], copy)
-    for i in plan.get("near_noise", []):
-        noisy = np.clip(images[i] + rng.normal(0, 6, images[i].shape), 0, 255).astype(np.uint8)
-        p = path_for(i, f"{i:04d}_noise.png")
-        Image.fromarray(noisy).save(p)
-        add("near_duplicate", files[i], p)
-    for i in plan.get("near_shift", []):
-        dy, dx = rng.choice([-1, 1]), rng.choice([-1, 1])
-        shifted = np.roll(images[i], (int(dy), int(dx)), axis=(0, 1))
-        p = path_for(i, f"{i:04d}_shift.png")
-        Image.fromarray(shifted).save(p)
-        add("near_duplicate", files[i], p)
-    for i in plan.get("near_jpeg", []):
-        p = path_for(i, f"{i:04d}_jpeg.jpg")
-        Image.fromarray(images[i]).save(p, quality=85)
-        add("near_duplicate", files[i], p)
-    if not clean:
-        # out-of-domain images (photo crops) filed under random classes: outliers
-        from sklearn.datasets import load_sample_images
-
-        photos = [Image.fromarray(im).convert("L") for im in load_sample_images().images]
-        for k in range(10):
-            photo = photos[k % len(photos)]
-            x, y = int(rng.integers(0, photo.width - 160)), int(rng.integers(0, photo.height - 160))
-            crop = photo.crop((x, y, x + 160, y + 160)).resize((32, 32), Image.BILINEAR)
-            if dataset == "photos":  # out of domain for photos: a digit
-                crop = Image.fromarray(base_images("digits")[0][int(rng.integers(1797))]).resize((96, 96))
-            p = out / str(int(rng.integers(n_classes))) / f"odd_{k}.png"
-            crop.save(p)
-            add("outlier", p)
-        bad = out / "0"
-        (bad / "zero_bytes.png").write_bytes(b"")
-        (bad / "truncated.png").write_bytes(files[order[-1]].read_bytes()[:80])
-        (bad / "not_an_image.png").write_text("<html>oops</html>")
-        add("unreadable", bad / "zero_bytes.png", bad / "truncated.png", bad / "not_an_image.png")
-    # natural exact duplicates among untouched originals
+    for j, i in enumerate(plan["flip"]):
+        given[i] = confusable[labels[i]] if j % 2 == 0 else rng.choice([c for c in classes if c != labels[i]])
     touched = {i for v in plan.values() for i in v}
-    groups: dict[str, list[int]] = {}
+    res = Planted()
+    ext = "png"
+
+    def path_for(i, suffix=""):
+        p = out / str(given[i]) / f"{i:05d}{suffix}.{ext}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        res.labels[str(p)] = str(given[i])
+        return p
+
+    hashes: dict[str, list[Path]] = {}
     for i in range(n):
-        if i not in touched or i in plan.get("exact", []) or i in plan.get("label_flip", []):
-            groups.setdefault(hashes[i], []).append(i)
-    natural = [g for g in groups.values() if len(g) > 1]
-    for g in natural:
-        add("exact_duplicate", *(files[i] for i in g))
-    involved = set().union(*truth.values()) if truth else set()
-    clean_paths = {str(files[i]) for i in range(n)} - involved
-    return {"truth": truth, "clean": clean_paths, "natural_exact_groups": len(natural)}
+        img, what = images[i], ""
+        if i in plan["dark"]:
+            img, what = darken(img, rng)
+        elif i in plan["bright"]:
+            img, what = brighten(img, rng)
+        elif i in plan["blurry"]:
+            img, what = blur(img, rng)
+        p = path_for(i)
+        img.save(p)
+        hashes.setdefault(hashlib.sha1(img.tobytes() + img.mode.encode() + str(img.size).encode()).hexdigest(), []).append(p)
+        for key, issue in (("dark", "dark"), ("bright", "bright"), ("blurry", "blurry"), ("flip", "label_issue")):
+            if i in plan[key]:
+                res.add(issue, p, what or f"{labels[i]} -> {given[i]}")
+        if i in plan["exact"]:
+            q = path_for(i, "_copy")
+            q.write_bytes(p.read_bytes())
+            res.add("exact_duplicate", p, "original")
+            res.add("exact_duplicate", q, "byte copy")
+        if i in plan["near"]:
+            kinds = [k for k in NEAR_KINDS if not (k == "crop" and min(img.size) < 10)]
+            copy, what = near_copy(img, kinds[int(rng.integers(len(kinds)))], rng)
+            q = path_for(i, "_near")
+            copy.save(q)
+            res.add("near_duplicate", p, "original")
+            res.add("near_duplicate", q, what)
+            if what.startswith(("resize", "crop")):
+                for issue in ("blurry", "odd_size", "odd_aspect_ratio"):
+                    res.ignore.setdefault(issue, set()).add(str(q))
+        if i not in touched:
+            res.clean.add(str(p))
+    # natural exact duplicates already in the source are real finds
+    for group in hashes.values():
+        if len(group) > 1:
+            for p in group:
+                res.add("exact_duplicate", p, "natural exact duplicate")
+                res.clean.discard(str(p))
+    for k, img in enumerate(outlier_images):
+        p = out / str(classes[k % len(classes)]) / f"odd_{k}.png"
+        img.save(p)
+        res.labels[str(p)] = str(classes[k % len(classes)])
+        res.add("outlier", p, "image from another source")
+        for issue in ISSUES:
+            if issue != "outlier":
+                res.ignore.setdefault(issue, set()).add(str(p))
+    bad = out / str(classes[0])
+    (bad / "zero_bytes.png").write_bytes(b"")
+    some = next(iter(res.clean))
+    (bad / "truncated.png").write_bytes(Path(some).read_bytes()[: max(40, Path(some).stat().st_size // 3)])
+    (bad / "not_an_image.png").write_text("<html>oops</html>")
+    for name in ("zero_bytes.png", "truncated.png", "not_an_image.png"):
+        res.add("unreadable", bad / name, name)
+        res.labels[str(bad / name)] = str(classes[0])
+    return res
 
 
-def run(cmd):
+# ----------------------------------------------------------------------------- running
+def run_cli(*args) -> tuple[float, float]:
+    """Run the curator CLI; (wall seconds, CPU seconds of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(["curator", *map(str, args)], capture_output=True, text=True)
     if res.returncode != 0:
-        sys.exit(f"command failed ({res.returncode}): {' '.join(map(str, cmd))}\n{res.stderr[-2000:]}")
-    return time.perf_counter() - t
+        sys.exit(f"curator {' '.join(map(str, args))} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - t, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def evaluate(export: pd.DataFrame, truth: dict, clean: set) -> pd.DataFrame:
+def scores(flagged: dict, truth: dict, ignore: dict, issues=ISSUES) -> pd.DataFrame:
     rows = []
-    types = ["unreadable", "exact_duplicate", "near_duplicate", "dark", "bright", "blurry",
-             "low_information", "odd_size", "odd_aspect_ratio", "outlier", "label_issue"]
-    for issue in types:
-        pred = set(export.loc[export["issue"] == issue, "path"])
+    for issue in issues:
         true = truth.get(issue, set())
+        pred = flagged.get(issue, set()) - (ignore.get(issue, set()) - true)
         tp = len(pred & true)
         p = tp / len(pred) if pred else (1.0 if not true else 0.0)
         r = tp / len(true) if true else float("nan")
         f1 = 2 * p * r / (p + r) if true and (p + r) else float("nan")
-        rows.append({"issue": issue, "planted": len(true), "flagged": len(pred), "tp": tp,
-                     "precision": round(p, 3), "recall": round(r, 3), "f1": round(f1, 3)})
-    return pd.DataFrame(rows)
+        rows.append({"issue": issue, "planted": len(true), "flagged": len(pred), "P": p, "R": r, "F1": f1})
+    return pd.DataFrame(rows).set_index("issue")
 
 
-def bench(workdir: Path, name: str, clean: bool, seed: int, extra: list[str], dataset: str = "digits"):
-    images = workdir / f"{name}-images"
-    project = workdir / name
-    shutil.rmtree(images, ignore_errors=True)
-    shutil.rmtree(project, ignore_errors=True)
-    info = build_corrupted(images, seed=seed, clean=clean, dataset=dataset)
-    run(["curator", "import", str(images), "--out", str(project)])
-    t_an = run(["curator", "analyze", str(project), "-q", *extra])
-    csv = workdir / f"{name}-issues.csv"
-    run(["curator", "export", str(project), "-o", str(csv)])
+def montage(paths: list[str], captions: list[str], out: Path, cell: int = 96, cols: int = 8) -> None:
+    """A grid of images (transparency on a checkerboard) with a caption under each."""
+    from PIL import ImageDraw
+
+    if not paths:
+        return
+    rows = (len(paths) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * cell, rows * (cell + 24)), "white")
+    draw = ImageDraw.Draw(sheet)
+    yy, xx = np.mgrid[:cell, :cell]
+    board = Image.fromarray(np.where(((yy // 8) + (xx // 8)) % 2, 200, 150).astype(np.uint8)).convert("RGB")
+    for k, (p, cap) in enumerate(zip(paths, captions)):
+        x, y = (k % cols) * cell, (k // cols) * (cell + 24)
+        try:
+            im = Image.open(p)
+            im.load()
+            im = im.convert("RGBA")
+            scale = cell / max(im.size)
+            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.NEAREST)
+            tile = board.copy()
+            tile.paste(im, ((cell - im.width) // 2, (cell - im.height) // 2), im)
+            sheet.paste(tile, (x, y))
+        except Exception:
+            draw.text((x + 4, y + cell // 2), "unreadable", fill="red")
+        for line, text in enumerate([cap[i : i + 16] for i in range(0, min(len(cap), 32), 16)]):
+            draw.text((x + 2, y + cell + 1 + 11 * line), text, fill="black")
+    sheet.save(out)
+
+
+def bench_source(name: str, args, workdir: Path, peers_mod) -> dict:
+    src = sources_mod.load_source(name, max_items=args.max_items, seed=args.seed)
+    other = "digits" if name != "digits" else "photos"
+    try:
+        odd_src = sources_mod.load_source(other, max_items=200, seed=args.seed + 1)
+        rng = np.random.default_rng(args.seed + 7)
+        target = src.images[0].size
+        outliers = [odd_src.images[int(i)].convert(src.images[0].mode).resize(target, Image.BILINEAR)
+                    for i in rng.choice(len(odd_src.images), 10, replace=False)]
+    except sources_mod.SourceUnavailable:
+        outliers = []
+    root = workdir / name
+    images, project = root / "images", root / "project"
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
+    images.mkdir(parents=True)
+    planted = plant(src, images, args.seed, outliers)
+    run_cli("import", images, "--out", project)
+    (root / "truth.json").write_text(json.dumps({"truth": {k: sorted(v) for k, v in planted.truth.items()},
+                                                 "clean": sorted(planted.clean), "detail": planted.detail,
+                                                 "ignore": {k: sorted(v) for k, v in planted.ignore.items()}}))
+    wall, cpu = run_cli("analyze", project, "-q", *args.analyze_args)
+    csv = root / "issues.csv"
+    run_cli("export", project, "-o", csv)
     export = pd.read_csv(csv, dtype={"label": str, "suggested_label": str})
-    table = evaluate(export, info["truth"], info["clean"])
-    flagged_clean = export[export["path"].isin(info["clean"])]
-    return table, info, flagged_clean, t_an, export
+    ours = {issue: set(g["path"]) for issue, g in export.groupby("issue")}
+    table = scores(ours, planted.truth, planted.ignore).rename(columns=lambda c: c if c == "planted" else f"curator {c}")
+    n_items = len(planted.labels)
+    result = {"source": name, "description": src.description, "items": n_items, "analyze_wall_s": round(wall, 1),
+              "analyze_cpu_s": round(cpu, 1), "clean": len(planted.clean)}
+    flagged_clean = export[export["path"].isin(planted.clean)]
+    result["clean_flagged"] = int(flagged_clean["path"].nunique())
+    result["clean_flagged_by_issue"] = flagged_clean.groupby("issue")["path"].nunique().to_dict()
+    result["timings"] = json.loads((project / "curator.json").read_text())["analysis"]["timings"]
+    peer_tables = {}
+    if peers_mod is not None:
+        from curator import Project
+
+        proj = Project(project)
+        items = proj.items()
+        paths = items["path"].astype(str).tolist()
+        feats = np.asarray(proj.embeddings())
+        readable = proj.metrics().set_index("item_id").loc[items["item_id"], "readable"].to_numpy()
+        frame = pd.DataFrame({"path": paths, "label": items["label"].astype(str), "readable": readable})
+        found, notes = peers_mod.run_peers(frame, feats, root / "peers")
+        result["peer_notes"] = notes
+        for tool, g in found.groupby("tool"):
+            flagged = {issue: set(gg["path"]) for issue, gg in g.groupby("issue")}
+            peer_tables[tool] = scores(flagged, planted.truth, planted.ignore)
+            checks = peer_tables[tool].index.isin(sorted(PEER_ISSUES.get(tool, ISSUES)))
+            table[f"{tool} P"] = peer_tables[tool]["P"].where(checks)
+            table[f"{tool} R"] = peer_tables[tool]["R"].where(checks)
+            fl_clean = g[g["path"].isin(planted.clean)]["path"].nunique()
+            result[f"{tool}_clean_flagged"] = int(fl_clean)
+    result["table"] = table
+    # montages of curator's false alarms and misses, to look at
+    wrong, caps = [], []
+    for issue in ISSUES:
+        pred, true = ours.get(issue, set()) - planted.ignore.get(issue, set()), planted.truth.get(issue, set())
+        for p in sorted(pred - true)[:24]:
+            wrong.append(p)
+            caps.append(f"FP {issue[:10]} {planted.detail.get(p, '')[:20]}")
+        for p in sorted(true - pred)[:24]:
+            wrong.append(p)
+            caps.append(f"FN {issue[:10]} {planted.detail.get(p, '').split(': ')[-1][:20]}")
+    montage(wrong, caps, root / "errors.png")
+    result["montage"] = str(root / "errors.png")
+    errors = []
+    for issue in ISSUES:
+        pred, true = ours.get(issue, set()) - planted.ignore.get(issue, set()), planted.truth.get(issue, set())
+        errors += [{"kind": "FP", "issue": issue, "path": p, "detail": planted.detail.get(p, "")} for p in sorted(pred - true)]
+        errors += [{"kind": "FN", "issue": issue, "path": p, "detail": planted.detail.get(p, "")} for p in sorted(true - pred)]
+    pd.DataFrame(errors, columns=["kind", "issue", "path", "detail"]).to_csv(root / "errors.csv", index=False)
+    return result
+
+
+def targets_met(r: dict) -> bool:
+    t = r["table"]
+    planted = t[t["planted"] > 0]
+    image_level = planted.loc[[i for i in planted.index if i in IMAGE_LEVEL]]
+    ok = bool((image_level[["curator P", "curator R"]] >= 0.95).all().all())
+    ok &= float(t.loc["label_issue", "curator F1"]) >= 0.90
+    return ok and r["clean_flagged"] < 0.01 * r["clean"]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--sources", default=",".join(sources_mod.SOURCES))
+    ap.add_argument("--max-items", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip-clean", action="store_true")
-    ap.add_argument("--dataset", choices=["digits", "photos"], default="digits",
-                    help="base images: digits (MNIST-like, black background) or photos (RGB photo tiles)")
-    ap.add_argument("analyze_args", nargs="*", help="extra args for curator analyze (after --)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--no-peers", action="store_true", help="skip cleanvision and Datalab")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("analyze_args", nargs="*", help="extra arguments for curator analyze (after --)")
     args = ap.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="curator-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    pd.set_option("display.width", 140)
+    peers_mod = None
+    if not args.no_peers:
+        import peers as peers_mod  # noqa: F811
 
-    table, info, flagged_clean, t_an, export = bench(workdir, "corrupted", False, args.seed, args.analyze_args, args.dataset)
-    print(f"corrupted {args.dataset}: {len(info['clean'])} clean images, natural exact-duplicate groups: {info['natural_exact_groups']}, analyze {t_an:.1f}s")
-    print(table.to_string(index=False))
-    n_clean_flagged = flagged_clean["path"].nunique()
-    print(f"clean images flagged with anything: {n_clean_flagged} / {len(info['clean'])} "
-          f"({100 * n_clean_flagged / max(len(info['clean']), 1):.2f}%)  by issue: "
-          f"{flagged_clean.groupby('issue')['path'].nunique().to_dict()}")
-    image_level = table[table["planted"] > 0]
-    ok = (image_level[image_level.issue != "label_issue"][["precision", "recall"]] >= 0.95).all().all()
-    f1_label = float(table.loc[table.issue == "label_issue", "f1"].iloc[0])
-    ok = ok and f1_label >= 0.90 and n_clean_flagged < 0.01 * len(info["clean"])
-    print("targets (P,R >= 0.95 image-level; label F1 >= 0.90; < 1% clean flagged):", "MET" if ok else "NOT MET")
-    if args.dataset == "photos":
-        print("note: the photo tiles are not all clean - hazy-sky tiles are washed out and the flower's "
-              "bokeh background is out of focus - so 'clean' bright/blurry flags there are mostly real")
-    if not args.skip_clean:
-        table_c, info_c, flagged_c, t_c, export_c = bench(workdir, "clean", True, args.seed, args.analyze_args, args.dataset)
-        n = len(info_c["clean"]) + sum(len(v) for v in info_c["truth"].values())
-        by_issue = export_c.groupby("issue")["path"].nunique().to_dict()
-        print(f"clean {args.dataset}: {export_c['path'].nunique()} of {n} images flagged ({100 * export_c['path'].nunique() / n:.2f}%): {by_issue}")
-    print(f"(work files in {workdir})")
+        if peers_mod.peers_python() is None:
+            print("note: peers venv not found (python benchmarks/peers.py --setup): cleanvision/Datalab columns skipped")
+            peers_mod = None
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 20)
+    results = []
+    for name in args.sources.split(","):
+        try:
+            r = bench_source(name, args, workdir, peers_mod)
+        except sources_mod.SourceUnavailable as exc:
+            print(f"\n== {name}: skipped ({exc})")
+            continue
+        results.append(r)
+        pct = 100 * r["clean_flagged"] / max(r["clean"], 1)
+        print(f"\n== {name}: {r['description']}")
+        print(f"{r['items']} files, analyze {r['analyze_wall_s']} s wall / {r['analyze_cpu_s']} CPU-s; "
+              f"clean images flagged: {r['clean_flagged']} / {r['clean']} ({pct:.2f}%) {r['clean_flagged_by_issue']}")
+        for tool in ("cleanvision", "datalab"):
+            if f"{tool}_clean_flagged" in r:
+                print(f"   {tool}: clean images flagged {r[f'{tool}_clean_flagged']} ({100 * r[f'{tool}_clean_flagged'] / max(r['clean'], 1):.2f}%)")
+        t = r["table"]
+        print(t[t["planted"] + t["curator flagged"] > 0].round(3).to_string(na_rep="-"))
+        print(f"stage timings: {r['timings']}")
+        print(f"targets: {'MET' if targets_met(r) else 'NOT MET'}; false alarms and misses: {r['montage']}")
+    if args.json:
+        args.json.write_text(json.dumps([{**r, "table": r["table"].reset_index().to_dict("records")} for r in results],
+                                        indent=1, default=str))
+    print(f"\n(work files in {workdir})")
 
 
 if __name__ == "__main__":
