@@ -221,20 +221,23 @@ def initial_alignment(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     return fine, np.where(use, d_coarse, d_fine)
 
 
+REFINE_PER_IMAGE = 4  # each image's closest candidates that are refined (the crowd rule needs two)
 GOOD_ENOUGH = 0.03  # a forward alignment this close is not retried backwards
 PREFILTER = 0.3  # pairs further apart than this after whole-pixel shifts are not refined
 
 
 def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | None = None,
-                     chunk: int = 2048) -> np.ndarray:
+                     chunk: int = 2048, refine_per_image: int = REFINE_PER_IMAGE) -> np.ndarray:
     """Aligned difference of each (i, j) row of ``pairs`` (indices into ``thumbs``), symmetric:
     the smaller of aligning j onto i and i onto j (a crop enlarges in one direction only).
 
     ``sides``: each image's native short side; a pair is compared at the smaller of the two
     :func:`comparison_level` values. Alignment runs on luminance (3x cheaper); the difference
     is then measured in colour at the aligned position, so two pictures that differ only in
-    colour stay apart. Pairs already far apart after the whole-pixel search (> PREFILTER)
-    skip the refinement.
+    colour stay apart. Every pair gets the cheap whole-pixel search; only pairs closer than
+    PREFILTER and among the ``refine_per_image`` closest of one of their members are refined
+    (the others keep the whole-pixel difference, an upper bound), so the cost stays linear
+    in the number of images however crowded the neighbourhoods are.
     """
     pairs = np.asarray(pairs, dtype=np.int64)
     levels = np.full(len(pairs), thumbs.shape[1], dtype=np.int64)
@@ -242,15 +245,38 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
         per_image = comparison_level(sides, thumbs.shape[1])
         levels = np.minimum(per_image[pairs[:, 0]], per_image[pairs[:, 1]])
     out = np.empty(len(pairs), dtype=np.float32)
+    params = np.empty((len(pairs), 4), dtype=np.float32)
+    prepared = {}
     for level in np.unique(levels):
         sel = np.flatnonzero(levels == level)
         involved, inverse = np.unique(pairs[sel], return_inverse=True)
-        inverse = inverse.reshape(-1, 2)
-        colour = prepare(np.asarray(thumbs[involved]), level=int(level))
+        prepared[level] = (sel, inverse.reshape(-1, 2), prepare(np.asarray(thumbs[involved]), level=int(level)))
         for start in range(0, len(sel), chunk):
-            ia, ib = inverse[start : start + chunk, 0], inverse[start : start + chunk, 1]
-            out[sel[start : start + chunk]] = _differences(colour, ia, ib)
+            ia, ib = prepared[level][1][start : start + chunk].T
+            rows = sel[start : start + chunk]
+            params[rows], out[rows] = initial_alignment(prepared[level][2][ia], prepared[level][2][ib])
+    todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image)
+    for level, (sel, inverse, colour) in prepared.items():
+        keep = todo[sel]
+        sel, inverse = sel[keep], inverse[keep]
+        for start in range(0, len(sel), chunk):
+            ia, ib = inverse[start : start + chunk].T
+            rows = sel[start : start + chunk]
+            out[rows] = _refined(colour, ia, ib, params[rows], out[rows])
     return out
+
+
+def _among_closest(pairs: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Pairs that are among the ``k`` smallest ``values`` of at least one of their members."""
+    nodes = pairs.ravel()
+    row = np.repeat(np.arange(len(pairs)), 2)
+    order = np.lexsort((values[row], nodes))
+    nodes_sorted = nodes[order]
+    first = np.searchsorted(nodes_sorted, nodes_sorted, side="left")
+    rank = np.arange(len(order)) - first
+    chosen = np.zeros(len(pairs), dtype=bool)
+    chosen[row[order][rank < k]] = True
+    return chosen
 
 
 def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -264,21 +290,18 @@ def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarr
     return refine(a, b, params, iterations=ITERATIONS)
 
 
-def _differences(colour: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+def _refined(colour: np.ndarray, ia: np.ndarray, ib: np.ndarray, params: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """Refine the alignment of pairs (ia, ib) from ``params``; the smaller of the coarse and the
+    refined difference, in both directions where the first leaves a visible difference."""
     lum = colour.mean(axis=3, keepdims=True)
     lum = lum / np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
-    params, coarse = initial_alignment(colour[ia], colour[ib])
-    result = coarse.copy()
-    todo = np.flatnonzero(coarse < PREFILTER)
-    if len(todo):
-        ta, tb = ia[todo], ib[todo]
-        forward = coarse_to_fine(lum[ta], lum[tb], params[todo])
-        result[todo] = np.minimum(coarse[todo], masked_difference(colour[ta], colour[tb], forward))
-        # the other direction only where this one left a visible difference (a crop aligns
-        # better from the cropped side); a pair already this close needs no second opinion
-        again = todo[result[todo] > GOOD_ENOUGH]
-        if len(again):
-            ta, tb = ia[again], ib[again]
-            backward = coarse_to_fine(lum[tb], lum[ta], params[again] * np.array([-1, -1, 1, 1], np.float32))
-            result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward))
+    forward = coarse_to_fine(lum[ia], lum[ib], params)
+    result = np.minimum(coarse, masked_difference(colour[ia], colour[ib], forward))
+    # the other direction only where this one left a visible difference (a crop aligns
+    # better from the cropped side); a pair already this close needs no second opinion
+    again = np.flatnonzero(result > GOOD_ENOUGH)
+    if len(again):
+        ta, tb = ia[again], ib[again]
+        backward = coarse_to_fine(lum[tb], lum[ta], params[again] * np.array([-1, -1, 1, 1], np.float32))
+        result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward))
     return result
