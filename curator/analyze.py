@@ -23,7 +23,7 @@ from . import __version__
 from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_backbone, resolve_device, tune_malloc
 from .checks.base import FINDING_COLUMNS
 from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
-from .checks.image_checks import run_image_checks
+from .checks.image_checks import BlurryCheck, run_image_checks
 from .checks.labels import LabelIssueCheck, OutlierCheck
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE, read_image
@@ -267,11 +267,10 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     timings["neighbours"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
-    sharp = metrics["sharpness"].to_numpy()
     reference = np.full(n, np.nan)
     if len(readable) > 1:
-        local = np.where(t_idx >= 0, sharp[readable[np.clip(t_idx, 0, None)]], np.nan)
-        reference[readable] = np.nanmedian(local, axis=1)
+        neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
+        reference[readable] = BlurryCheck().local_reference(metrics["sharpness"].to_numpy(), neighbour_ids)
     metrics["sharpness_reference"] = reference
     findings = run_image_checks(metrics)
     exact = ExactDuplicateCheck().find(metrics)

@@ -156,12 +156,12 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         "opacity": 1.0 if weight is None else float(weight.mean()),
     }
     if weight is None or weight.sum() < 1.0:  # (nearly) nothing visible: measure it all as is
-        lo, hi = np.percentile(gray, [5, 99])
+        lo, hi = np.percentile(gray, [1, 99])
         mean, spread = float(gray.mean()), float(gray.std())
         weight = None if weight is None or weight.sum() < 1.0 else weight
     else:
         flat_w = weight.ravel().astype(np.float64)
-        lo, hi = _weighted_percentiles(gray.ravel(), flat_w, [5, 99])
+        lo, hi = _weighted_percentiles(gray.ravel(), flat_w, [1, 99])
         mean = float(np.average(gray, weights=weight))
         spread = float(np.sqrt(np.average((gray - mean) ** 2, weights=weight)))
     metrics.update(

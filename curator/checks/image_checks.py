@@ -8,6 +8,7 @@ wholesale and a bright photo is not flagged because the rest of the set is dark.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ class DarkCheck(ImageCheck):
     """
 
     name = "dark"
-    ratio: float = 0.45
+    ratio: float = 0.35
     absolute_max: float = 0.35
     mean_ratio: float = 0.6
     always_below: float = 0.06
@@ -88,15 +89,16 @@ class BrightCheck(ImageCheck):
     """``bright``: even the darkest 5% of pixels are close to white, and the whole image is
     lighter than usual.
 
-    Works on headroom = 1 - brightness_low (brightness_low = 5th percentile of luminance):
+    Works on headroom = 1 - brightness_low (brightness_low = 1st percentile of luminance, so
+    the outline and details of a light icon or document keep it off the list):
     flagged when headroom < ``ratio`` x dataset median headroom AND < ``absolute_max`` AND
     the mean headroom (1 - mean brightness) < ``mean_ratio`` x its dataset median (blur
-    raises the 5th percentile of a dark-background image, not its mean), or when headroom <
+    raises the 1st percentile of a dark-background image, not its mean), or when headroom <
     ``always_below`` (a practically white image). Score: 1 - headroom / median.
     """
 
     name = "bright"
-    ratio: float = 0.45
+    ratio: float = 0.35
     absolute_max: float = 0.35
     mean_ratio: float = 0.6
     always_below: float = 0.04
@@ -121,7 +123,8 @@ class BlurryCheck(ImageCheck):
 
     Natural sharpness varies a lot with content (thick vs thin strokes, close-ups vs
     landscapes), so the reference is local when available: the median sharpness of the
-    image's nearest neighbours in thumbnail space (column ``sharpness_reference``). Flagged
+    image's nearest neighbours in thumbnail space (column ``sharpness_reference``, see
+    :meth:`local_reference`; the dataset median where no neighbour qualifies). Flagged
     when sharpness < ``local_ratio`` x that reference AND < ``global_ratio`` x the dataset
     median (without a local reference, < ``fallback_ratio`` x the dataset median), AND, for
     images of at least 24 px, fine_detail < ``detail_ratio`` x its dataset median or below
@@ -140,6 +143,18 @@ class BlurryCheck(ImageCheck):
     detail_floor: float = 0.45
     min_contrast: float = 0.02
     severe_ratio: float = 0.5
+
+    def local_reference(self, sharpness: np.ndarray, neighbour_ids: np.ndarray) -> np.ndarray:
+        """Median sharpness of each image's neighbours (rows of item ids, -1 = none), leaving
+        out neighbours that are themselves below ``global_ratio`` x the dataset median: blurred
+        images resemble each other, and must not vouch for each other. NaN where none is left."""
+        valid = neighbour_ids >= 0
+        values = np.where(valid, sharpness[np.clip(neighbour_ids, 0, None)], np.nan)
+        floor = self.global_ratio * np.nanmedian(sharpness)
+        values = np.where(values >= floor, values, np.nan)
+        with warnings.catch_warnings():  # rows with no qualifying neighbour give NaN, as meant
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(values, axis=1)
 
     def score_and_flags(self, m):
         s = m["sharpness"].to_numpy()
