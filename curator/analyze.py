@@ -24,7 +24,7 @@ from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, loa
 from .checks.base import FINDING_COLUMNS
 from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
 from .checks.image_checks import BlurryCheck, run_image_checks
-from .checks.labels import LabelIssueCheck, OutlierCheck
+from .checks.labels import LabelIssueCheck, OutlierCheck, choose_label_features
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE, read_image
 from .neighbors import knn, normalize, reduce_dims
@@ -284,13 +284,11 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     classes = project.classes
     class_index = {c: i for i, c in enumerate(classes)}
     labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
-    # CNN features + standardised pixels: on digit-like data the pixels carry the label better
-    # than ImageNet features; together they beat either (benchmarks/quality.py)
-    label_features = np.hstack([x_pca, t_feat]) / np.sqrt(2.0)
-    if len(readable) > 1:
-        lab_idx, lab_sim = knn(label_features, min(10, len(readable) - 1), normalized=True)
-    else:
-        lab_idx, lab_sim = empty_nbrs
+    # which features carry the labels best depends on the data: CNN + standardised pixels on
+    # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
+    label_space, label_features, lab_idx, lab_sim = choose_label_features(
+        {"cnn+pixels": np.hstack([x_pca, t_feat]) / np.sqrt(2.0), "cnn": x_pca}, labels)
+    timings["label_space"] = label_space
     # an image-level defect explains an odd embedding: do not report it again as a wrong label
     defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
     skip = np.isin(readable, list(defective))
@@ -356,6 +354,7 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
         "embeddings_file": emb_file,
         "embedding_dim": dim,
         "projection": opts.projection,
+        "label_features": timings.pop("label_space", None),
         "items": len(project),
         "issues": {k: int(v) for k, v in counts.items()},
         "timings": timings,

@@ -141,16 +141,19 @@ class BlurryCheck(ImageCheck):
     fallback_ratio: float = 0.5
     detail_ratio: float = 0.85
     detail_floor: float = 0.45
+    neighbour_floor: float = 0.3
     min_contrast: float = 0.02
     severe_ratio: float = 0.5
 
     def local_reference(self, sharpness: np.ndarray, neighbour_ids: np.ndarray) -> np.ndarray:
         """Median sharpness of each image's neighbours (rows of item ids, -1 = none), leaving
-        out neighbours that are themselves below ``global_ratio`` x the dataset median: blurred
-        images resemble each other, and must not vouch for each other. NaN where none is left."""
+        out neighbours that are themselves below ``neighbour_floor`` x the dataset median:
+        strongly blurred images resemble each other and must not vouch for each other, while
+        naturally soft ones (a class of smooth medical images, say) still do. NaN where none
+        is left."""
         valid = neighbour_ids >= 0
         values = np.where(valid, sharpness[np.clip(neighbour_ids, 0, None)], np.nan)
-        floor = self.global_ratio * np.nanmedian(sharpness)
+        floor = self.neighbour_floor * np.nanmedian(sharpness)
         values = np.where(values >= floor, values, np.nan)
         with warnings.catch_warnings():  # rows with no qualifying neighbour give NaN, as meant
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -54,6 +54,27 @@ def neighbour_label_proba(nbr_idx: np.ndarray, nbr_sim: np.ndarray, y: np.ndarra
     return np.where(total > 0, proba / np.maximum(total, 1e-12), 1.0 / n_classes)
 
 
+def choose_label_features(spaces: dict, labels: np.ndarray, k: int = 10):
+    """The feature space whose nearest neighbours agree most often with the given labels
+    (leave-one-out, similarity-weighted vote over ``k`` neighbours, labelled items only).
+    Returns (name, features, neighbour indices, neighbour similarities)."""
+    from ..neighbors import knn
+
+    best = None
+    n = len(labels)
+    for name, features in spaces.items():
+        if n < 2:
+            return name, features, np.full((n, 1), -1), np.full((n, 1), -np.inf)
+        idx, sim = knn(features, min(k, n - 1), normalized=True)
+        known = labels >= 0
+        n_classes = int(labels.max()) + 1 if known.any() else 1
+        vote = neighbour_label_proba(idx, sim, labels, max(n_classes, 1)).argmax(axis=1)
+        agreement = float((vote == labels)[known].mean()) if known.any() else 0.0
+        if best is None or agreement > best[0]:
+            best = (agreement, name, features, idx, sim)
+    return best[1:]
+
+
 @dataclass
 class LabelIssueCheck:
     """``label_issue`` with ``suggested_label``. Score: p(suggested) - p(given), in (0, 1];

@@ -1,0 +1,42 @@
+"""The label check's feature space is chosen by measurement, and defective images are skipped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curator.checks.labels import LabelIssueCheck, choose_label_features
+from curator.neighbors import knn, normalize
+
+
+def blobs(n_per_class=40, classes=4, dim=16, spread=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim))
+    x = np.concatenate([c + spread * rng.normal(size=(n_per_class, dim)) for c in centres])
+    return normalize(x), np.repeat(np.arange(classes), n_per_class)
+
+
+def test_choose_label_features_picks_the_space_that_carries_the_labels():
+    informative, y = blobs()
+    noise = normalize(np.random.default_rng(1).normal(size=informative.shape))
+    name, features, idx, sim = choose_label_features({"noise": noise, "good": informative}, y)
+    assert name == "good" and features is informative
+    assert idx.shape == (len(y), 10) and np.isfinite(sim).all()
+    name, *_ = choose_label_features({"good": informative, "noise": noise}, y)
+    assert name == "good"
+
+
+def test_flipped_labels_are_found_and_skipped_items_are_not_flagged():
+    x, y = blobs(seed=2)
+    given = y.copy()
+    flipped = np.array([3, 50, 97, 140])
+    given[flipped] = (y[flipped] + 1) % 4
+    idx, sim = knn(x, 10, normalized=True)
+    classes = ["a", "b", "c", "d"]
+    ids = np.arange(len(y))
+    found, proba = LabelIssueCheck().find(ids, x, given, classes, idx, sim)
+    assert set(found["item_id"]) == set(flipped)
+    assert list(found.sort_values("item_id")["suggested_label"]) == [classes[c] for c in y[np.sort(flipped)]]
+    skip = np.zeros(len(y), bool)
+    skip[flipped[:2]] = True  # e.g. flagged dark: its label is not questioned
+    found, _ = LabelIssueCheck().find(ids, x, given, classes, idx, sim, skip)
+    assert set(found["item_id"]) == set(flipped[2:])
