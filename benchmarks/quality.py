@@ -363,6 +363,7 @@ def bench_source(name: str, args, workdir: Path, peers_mod) -> dict:
             caps.append(f"FN {issue[:10]} {planted.detail.get(p, '').split(': ')[-1][:20]}")
     montage(wrong, caps, root / "errors.png")
     result["montage"] = str(root / "errors.png")
+    result.update(natural_groups(export, planted, root))
     errors = []
     for issue in ISSUES:
         pred, true = ours.get(issue, set()) - planted.ignore.get(issue, set()), planted.truth.get(issue, set())
@@ -370,6 +371,27 @@ def bench_source(name: str, args, workdir: Path, peers_mod) -> dict:
         errors += [{"kind": "FN", "issue": issue, "path": p, "detail": planted.detail.get(p, "")} for p in sorted(true - pred)]
     pd.DataFrame(errors, columns=["kind", "issue", "path", "detail"]).to_csv(root / "errors.csv", index=False)
     return result
+
+
+def natural_groups(export: pd.DataFrame, planted: Planted, root: Path) -> dict:
+    """Near-duplicate groups made only of untouched originals: the source's own (natural)
+    near duplicates, or false alarms. Listed and drawn (natural_pairs.png) to be looked at,
+    and precision is also reported without them, labelled as such."""
+    near = export[export["issue"] == "near_duplicate"]
+    groups = [g for _, g in near.groupby("group_id") if set(g["path"]) <= planted.clean]
+    paths, caps = [], []
+    for k, g in enumerate(groups[:40]):
+        for p, score in zip(g["path"], g["score"]):
+            paths.append(p)
+            caps.append(f"group {k} {score:.3f}")
+    montage(paths, caps, root / "natural_pairs.png")
+    pd.DataFrame([{"group": k, "path": p} for k, g in enumerate(groups) for p in g["path"]]).to_csv(root / "natural_pairs.csv", index=False)
+    members = {p for g in groups for p in g["path"]}
+    pred = set(near["path"]) - members
+    true = planted.truth.get("near_duplicate", set())
+    precision = len(pred & true) / len(pred) if pred else 1.0
+    return {"natural_groups": len(groups), "natural_members": len(members),
+            "near_precision_without_natural": round(precision, 3), "natural_montage": str(root / "natural_pairs.png")}
 
 
 def targets_met(r: dict) -> bool:
@@ -416,10 +438,14 @@ def main(argv=None):
               f"clean images flagged: {r['clean_flagged']} / {r['clean']} ({pct:.2f}%) {r['clean_flagged_by_issue']}")
         for tool in ("cleanvision", "datalab"):
             if f"{tool}_clean_flagged" in r:
-                print(f"   {tool}: clean images flagged {r[f'{tool}_clean_flagged']} ({100 * r[f'{tool}_clean_flagged'] / max(r['clean'], 1):.2f}%)")
+                note = r.get("peer_notes", {}).get(tool, {})
+                print(f"   {tool}: clean images flagged {r[f'{tool}_clean_flagged']} ({100 * r[f'{tool}_clean_flagged'] / max(r['clean'], 1):.2f}%), "
+                      f"{note.get('wall_s', '?')} s wall / {note.get('cpu_s', '?')} CPU-s (Datalab on curator's embeddings)")
         t = r["table"]
         print(t[t["planted"] + t["curator flagged"] > 0].round(3).to_string(na_rep="-"))
         print(f"stage timings: {r['timings']}")
+        print(f"near-duplicate groups of untouched originals only: {r['natural_groups']} ({r['natural_members']} images; "
+              f"look at {r['natural_montage']}); near_duplicate precision without them: {r['near_precision_without_natural']}")
         print(f"targets: {'MET' if targets_met(r) else 'NOT MET'}; false alarms and misses: {r['montage']}")
     if args.json:
         args.json.write_text(json.dumps([{**r, "table": r["table"].reset_index().to_dict("records")} for r in results],
