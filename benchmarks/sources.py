@@ -189,26 +189,28 @@ def load_photos(max_items: int = 1500, seed: int = 0, size: int = 64) -> Source:
         raise _need("photos", "scikit-learn") from exc
     sk = load_sample_images()
     named = [(Path(f).stem, Image.fromarray(a).convert("RGB")) for f, a in zip(sk.filenames, sk.images, strict=True)]
-    for name, fname in SKIMAGE_PHOTOS.items():
-        try:
-            named.append((name, _skimage_file(fname, "photos").convert("RGB")))
-        except FileNotFoundError:
-            continue
+    named += _skimage_pictures(SKIMAGE_PHOTOS, "photos", "RGB")
     images, labels, dropped = _crops_of(named, size)
     return _finish("photos", images, labels,
                    f"{size}x{size} RGB non-overlapping crops of {len(named)} photos from sklearn load_sample_images + "
                    f"skimage.data (label = photo; {dropped} near-flat or near-black crops dropped)", max_items, seed)
 
 
+def _skimage_pictures(table: dict, source: str, mode: str) -> list[tuple[str, Image.Image]]:
+    """(name, picture) for each of scikit-image's bundled files in ``table`` that is present."""
+    named = []
+    for name, fname in table.items():
+        try:
+            named.append((name, _skimage_file(fname, source).convert(mode)))
+        except FileNotFoundError:
+            continue
+    return named
+
+
 def load_textures(max_items: int = 1500, seed: int = 0, size: int = 48) -> Source:
     """Non-overlapping 48x48 greyscale crops of scikit-image's greyscale pictures (48 px so the
     smaller pictures, text and page, still give 20+ tiles)."""
-    named = []
-    for name, fname in SKIMAGE_GREY.items():
-        try:
-            named.append((name, _skimage_file(fname, "textures").convert("L")))
-        except FileNotFoundError:
-            continue
+    named = _skimage_pictures(SKIMAGE_GREY, "textures", "L")
     images, labels, dropped = _crops_of(named, size)
     return _finish("textures", images, labels,
                    f"{size}x{size} L non-overlapping crops of {len(named)} skimage.data greyscale pictures "
