@@ -50,11 +50,16 @@ class Decoded:
 
     def composite(self) -> Image.Image:
         """RGB as the CNN and the thumbnails see it: transparency composited onto BACKGROUND."""
-        if not self.has_alpha:
-            return self.picture
-        background = Image.new("RGB", self.picture.size, BACKGROUND)
-        background.paste(self.picture, mask=self.picture.getchannel("A"))
-        return background
+        return on_background(self.picture)
+
+
+def on_background(picture: Image.Image) -> Image.Image:
+    """An RGBA picture composited onto BACKGROUND (other modes are returned as they are)."""
+    if picture.mode != "RGBA":
+        return picture
+    background = Image.new("RGB", picture.size, BACKGROUND)
+    background.paste(picture, mask=picture.getchannel("A"))
+    return background
 
 
 def decode(path, target: int | None = None) -> Decoded:
@@ -100,10 +105,28 @@ def _laplacian_sharpness(gray: np.ndarray, weight: np.ndarray | None = None, spr
     if weight is not None:
         inside = weight > OPAQUE
         stencil = (inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
-        if stencil.sum() < 16:  # line art thinner than the stencil: nothing inside to measure
-            return 0.0
+        if stencil.sum() < MIN_INTERIOR:  # nothing opaque inside to measure
+            return float("nan")
         lap = lap[stencil]
     return float(lap.std() / spread)
+
+
+MIN_INTERIOR = 16  # opaque 3x3 stencils needed to measure edges inside a transparent picture
+
+
+def _interior(weight: np.ndarray) -> int:
+    inside = weight > OPAQUE
+    return int((inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]).sum())
+
+
+def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, picture: Image.Image) -> tuple[float, float]:
+    """(sharpness, fine_detail). A transparent picture is measured inside its opaque part; line
+    art or a translucent picture has no such part, so its edges against the neutral background
+    are measured instead (blur softens those as well)."""
+    if weight is not None and _interior(weight) < MIN_INTERIOR:
+        flat = np.asarray(on_background(picture).convert("L"), dtype=np.float32) / 255.0
+        return _laplacian_sharpness(flat), _fine_detail(flat)
+    return _laplacian_sharpness(gray, weight, spread), _fine_detail(gray, weight)
 
 
 FINE_DETAIL_MIN_SIDE = 24  # below this a half-resolution copy is too small to compare with
@@ -164,13 +187,14 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         lo, hi = _weighted_percentiles(gray.ravel(), flat_w, [1, 99])
         mean = float(np.average(gray, weights=weight))
         spread = float(np.sqrt(np.average((gray - mean) ** 2, weights=weight)))
+    sharpness, fine_detail = _edge_metrics(gray, weight, spread, small)
     metrics.update(
         brightness=mean,
         brightness_high=float(hi),
         brightness_low=float(lo),
         contrast=spread,
-        sharpness=_laplacian_sharpness(gray, weight, spread),
-        fine_detail=_fine_detail(gray, weight),
+        sharpness=sharpness,
+        fine_detail=fine_detail,
         entropy=_entropy(gray_u8, weight),
     )
     return metrics

@@ -6,10 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from curator.checks.image_checks import BlurryCheck, BrightCheck, DarkCheck, LowInformationCheck
 from curator.imaging import BACKGROUND, read_image
+
+
+def line_art(seed: int, size: int = 48) -> Image.Image:
+    """A chart-like icon: thin 1-px coloured polylines on transparency, no opaque interior."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    for _ in range(2):
+        pts = [(x, int(rng.integers(6, size - 6))) for x in range(4, size - 3, 8)]
+        draw.line(pts, fill=tuple(int(v) for v in rng.integers(40, 220, 3)) + (255,), width=1)
+    return img
 
 
 def icon(seed: int, light: bool = False, size: int = 48) -> Image.Image:
@@ -54,14 +65,14 @@ def metrics_of(images, tmp_path) -> pd.DataFrame:
 def icon_set(tmp_path_factory):
     """24 colour icons + 8 light icons (clean), then: a darkened icon (RGB x 0.2, alpha kept),
     a brightened one, a nearly fully transparent one."""
-    clean = [icon(s) for s in range(24)] + [icon(100 + s, light=True) for s in range(8)]
+    clean = [icon(s) for s in range(24)] + [icon(100 + s, light=True) for s in range(8)] + [line_art(s) for s in range(4)]
     dark = scale_rgb(icon(3), lambda c: c * 0.2)
     bright = scale_rgb(icon(4), lambda c: 255 - (255 - c) * 0.15)
     ghost = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
     ImageDraw.Draw(ghost).point([(20, 20), (21, 20)], fill=(255, 0, 0, 255))
     images = clean + [dark, bright, ghost]
     m = metrics_of(images, tmp_path_factory.mktemp("icons"))
-    return m, {"clean": set(range(len(clean))), "light": set(range(24, 32)),
+    return m, {"clean": set(range(len(clean))), "light": set(range(24, 32)), "line_art": set(range(32, 36)),
                "dark": len(clean), "bright": len(clean) + 1, "ghost": len(clean) + 2}
 
 
@@ -87,6 +98,16 @@ def test_light_icons_on_transparency_are_not_bright(icon_set):
 def test_clean_icons_are_not_blurry(icon_set):
     m, ids = icon_set
     assert not flagged(BlurryCheck(), m) & ids["clean"]
+
+
+def test_line_art_is_measured_against_the_background(tmp_path):
+    """Thin lines have no opaque interior: their edges are measured on the grey composite
+    (finite sharpness), and blurring them lowers it."""
+    crisp = line_art(7)
+    soft = crisp.filter(ImageFilter.GaussianBlur(1.5))
+    m = metrics_of([crisp, soft], tmp_path)
+    assert np.isfinite(m["sharpness"]).all()
+    assert m.loc[1, "sharpness"] < 0.6 * m.loc[0, "sharpness"]
 
 
 def test_nearly_transparent_image_is_low_information(icon_set):

@@ -139,7 +139,7 @@ class BlurryCheck(ImageCheck):
     local_ratio: float = 0.75
     global_ratio: float = 0.5
     fallback_ratio: float = 0.5
-    detail_ratio: float = 0.85
+    detail_ratio: float = 0.7
     detail_floor: float = 0.45
     neighbour_floor: float = 0.3
     min_contrast: float = 0.02
