@@ -440,7 +440,8 @@ def main(argv=None):
             if f"{tool}_clean_flagged" in r:
                 note = r.get("peer_notes", {}).get(tool, {})
                 print(f"   {tool}: clean images flagged {r[f'{tool}_clean_flagged']} ({100 * r[f'{tool}_clean_flagged'] / max(r['clean'], 1):.2f}%), "
-                      f"{note.get('wall_s', '?')} s wall / {note.get('cpu_s', '?')} CPU-s (Datalab on curator's embeddings)")
+                      f"{note.get('wall_s', '?')} s wall / {note.get('cpu_s', '?')} CPU-s"
+                      + (" (on curator's embeddings)" if tool == "datalab" else ""))
         t = r["table"]
         print(t[t["planted"] + t["curator flagged"] > 0].round(3).to_string(na_rep="-"))
         print(f"stage timings: {r['timings']}")
