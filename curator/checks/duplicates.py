@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .align import pair_differences
 from .base import Finding, empty_findings
 
 
@@ -71,16 +72,6 @@ class NearDuplicateCheck:
     # (noise on a low-contrast photo raises the difference, the crowd stays far)
     tiers: tuple = ((0.06, 0.7), (0.10, 0.3))
 
-    @property
-    def max_difference(self) -> float:
-        """The largest difference any tier accepts."""
-        return max(t[0] for t in self.tiers)
-
-    def differences(self, thumbs, pairs: np.ndarray, sides=None) -> np.ndarray:
-        from .align import pair_differences
-
-        return pair_differences(thumbs, pairs, sides)
-
     def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1) -> pd.DataFrame:
         """``candidate_pairs``: (P, 2) item-id pairs from neighbour searches."""
         readable = metrics[(metrics["readable"] == 1) & metrics["pixel_hash"].notna()].sort_values("item_id")
@@ -97,7 +88,7 @@ class NearDuplicateCheck:
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
         sides = metrics.set_index("item_id")[["width", "height"]].min(axis=1).reindex(involved).fillna(32).to_numpy()
-        diffs = self.differences(np.asarray(thumbs)[involved], inverse, sides)
+        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sides)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = np.zeros(len(diffs), dtype=bool)
