@@ -245,8 +245,9 @@ def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
     return normalize(flat)
 
 
-def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> dict:
-    """Stage 2: every check, neighbours, label issues and projection; one write at the end."""
+def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> tuple[dict, str]:
+    """Stage 2: every check, neighbours, label issues and projection; one write at the end.
+    Returns the issue counts and the name of the feature space the label check used."""
     metrics = project.metrics()
     n = len(metrics)
     readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
@@ -288,7 +289,6 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
     label_space, label_features, lab_idx, lab_sim = choose_label_features(
         {"cnn+pixels": np.hstack([x_pca, t_feat]) / np.sqrt(2.0), "cnn": x_pca}, labels)
-    timings["label_space"] = label_space
     # an image-level defect explains an odd embedding: do not report it again as a wrong label
     defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
     skip = np.isin(readable, list(defective))
@@ -326,7 +326,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
             "INSERT INTO issues(item_id, issue, score, severity, suggested_label, group_id, keep) VALUES (?,?,?,?,?,?,?)",
             rows,
         )
-    return all_findings["issue"].value_counts().to_dict()
+    return all_findings["issue"].value_counts().to_dict(), label_space
 
 
 def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None = None) -> AnalyzeReport:
@@ -343,7 +343,7 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
     if stored and stored[0] == fingerprint and project.is_analyzed and project.array_path("projection.npy").exists():
         counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
         return AnalyzeReport(len(project), processed, reused, counts, timings, up_to_date=True)
-    counts = find_issues(project, emb_file, opts, timings)
+    counts, label_space = find_issues(project, emb_file, opts, timings)
     timings["total"] = round(time.perf_counter() - t_all, 3)
     with transaction(project.db) as c:
         c.execute("INSERT OR REPLACE INTO stages(name, fingerprint) VALUES ('issues', ?)", (fingerprint,))
@@ -354,7 +354,7 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
         "embeddings_file": emb_file,
         "embedding_dim": dim,
         "projection": opts.projection,
-        "label_features": timings.pop("label_space", None),
+        "label_features": label_space,
         "items": len(project),
         "issues": {k: int(v) for k, v in counts.items()},
         "timings": timings,
