@@ -60,15 +60,16 @@ def choose_label_features(spaces: dict, labels: np.ndarray, k: int = 10):
     Returns (name, features, neighbour indices, neighbour similarities)."""
     from ..neighbors import knn
 
-    best = None
     n = len(labels)
+    if n < 2:
+        name, features = next(iter(spaces.items()))
+        return name, features, np.full((n, 1), -1), np.full((n, 1), -np.inf)
+    known = labels >= 0
+    n_classes = int(labels.max()) + 1 if known.any() else 1
+    best = None
     for name, features in spaces.items():
-        if n < 2:
-            return name, features, np.full((n, 1), -1), np.full((n, 1), -np.inf)
         idx, sim = knn(features, min(k, n - 1), normalized=True)
-        known = labels >= 0
-        n_classes = int(labels.max()) + 1 if known.any() else 1
-        vote = neighbour_label_proba(idx, sim, labels, max(n_classes, 1)).argmax(axis=1)
+        vote = neighbour_label_proba(idx, sim, labels, n_classes).argmax(axis=1)
         agreement = float((vote == labels)[known].mean()) if known.any() else 0.0
         if best is None or agreement > best[0]:
             best = (agreement, name, features, idx, sim)
@@ -125,11 +126,7 @@ class LabelIssueCheck:
 
 @dataclass
 class OutlierCheck:
-    """Items with an image-level defect (dark, bright, blurry, low information) are skipped: their
-features describe the defect more than the content, so a wrong-looking label there is the
-defect reported twice. They neither train the classifier nor get flagged.
-
-``outlier``: mean cosine distance to the neighbours ranked ``skip_nearest`` + 1 to 30 (in
+    """``outlier``: mean cosine distance to the neighbours ranked ``skip_nearest`` + 1 to 30 (in
     the full embedding space) more than ``z`` robust standard deviations above the median
     (severe beyond ``severe_z``). Score: that z-score. Skipping the nearest ten means a few
     odd images that resemble each other (crops of one photo, a batch of scans) do not vouch for
