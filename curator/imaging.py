@@ -92,6 +92,15 @@ def _laplacian(gray: np.ndarray) -> np.ndarray:
     return (-4.0 * gray[1:-1, 1:-1] + gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:])
 
 
+MIN_INTERIOR = 16  # opaque 3x3 stencils needed to measure edges inside a transparent picture
+
+
+def _interior(weight: np.ndarray) -> np.ndarray:
+    """Where the whole 4-neighbour Laplacian stencil lies on opaque pixels (shape of the Laplacian)."""
+    inside = weight > OPAQUE
+    return inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]
+
+
 def _laplacian_sharpness(gray: np.ndarray, weight: np.ndarray | None = None, spread: float | None = None) -> float:
     """Std of the 4-neighbour Laplacian divided by the image's std: blur lowers it, and it does
     not change when an image is only made darker or brighter. With alpha, only stencils that
@@ -103,27 +112,18 @@ def _laplacian_sharpness(gray: np.ndarray, weight: np.ndarray | None = None, spr
         return 0.0
     lap = _laplacian(gray)
     if weight is not None:
-        inside = weight > OPAQUE
-        stencil = (inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
+        stencil = _interior(weight)
         if stencil.sum() < MIN_INTERIOR:  # nothing opaque inside to measure
             return float("nan")
         lap = lap[stencil]
     return float(lap.std() / spread)
 
 
-MIN_INTERIOR = 16  # opaque 3x3 stencils needed to measure edges inside a transparent picture
-
-
-def _interior(weight: np.ndarray) -> int:
-    inside = weight > OPAQUE
-    return int((inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]).sum())
-
-
 def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, picture: Image.Image) -> tuple[float, float]:
     """(sharpness, fine_detail). A transparent picture is measured inside its opaque part; line
     art or a translucent picture has no such part, so its edges against the neutral background
     are measured instead (blur softens those as well)."""
-    if weight is not None and _interior(weight) < MIN_INTERIOR:
+    if weight is not None and _interior(weight).sum() < MIN_INTERIOR:
         flat = np.asarray(on_background(picture).convert("L"), dtype=np.float32) / 255.0
         return _laplacian_sharpness(flat), _fine_detail(flat)
     return _laplacian_sharpness(gray, weight, spread), _fine_detail(gray, weight)
@@ -181,7 +181,7 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
     if weight is None or weight.sum() < 1.0:  # (nearly) nothing visible: measure it all as is
         lo, hi = np.percentile(gray, [1, 99])
         mean, spread = float(gray.mean()), float(gray.std())
-        weight = None if weight is None or weight.sum() < 1.0 else weight
+        weight = None
     else:
         flat_w = weight.ravel().astype(np.float64)
         lo, hi = _weighted_percentiles(gray.ravel(), flat_w, [1, 99])
