@@ -7,7 +7,8 @@ change). Distinct pictures differ in structure. So: normalise each thumbnail's b
 contrast (all channels together, so colour differences stay), smooth away pixel noise, find
 the shift and per-axis scale that best map one onto the other (a whole-pixel search, then
 Gauss-Newton / Lucas-Kanade refinement, vectorised over all pairs), and report the mean
-absolute difference that remains over the central window, in units of the images' contrast.
+absolute difference that remains where both images overlap, after fitting a gain and offset,
+in units of the images' contrast.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class DarkCheck(ImageCheck):
 
 @dataclass
 class BrightCheck(ImageCheck):
-    """``bright``: even the darkest 5% of pixels are close to white, and the whole image is
+    """``bright``: even the darkest 1% of pixels are close to white, and the whole image is
     lighter than usual.
 
     Works on headroom = 1 - brightness_low (brightness_low = 1st percentile of luminance, so
