@@ -74,11 +74,16 @@ def prepare(thumbs: np.ndarray, sigma: float = SMOOTH_SIGMA, level: int | None =
     return x
 
 
+def _sample_positions(scale: np.ndarray, shift: np.ndarray, s: int) -> np.ndarray:
+    """(P, S) positions c + scale (i - c) + shift sampled along one axis of each image."""
+    c = (s - 1) / 2.0
+    return c + scale[:, None] * (np.arange(s, dtype=np.float32) - c)[None] + shift[:, None]
+
+
 def _interpolation_matrices(scale: np.ndarray, shift: np.ndarray, s: int) -> np.ndarray:
     """(P, S, S) matrices M with (M @ v)[i] = v sampled bilinearly at c + scale (i - c) + shift
     (edges clamped): one axis of the warp as a matrix product."""
-    c = (s - 1) / 2.0
-    pos = np.clip(c + scale[:, None] * (np.arange(s, dtype=np.float32) - c)[None] + shift[:, None], 0, s - 1)
+    pos = np.clip(_sample_positions(scale, shift, s), 0, s - 1)
     lo = np.minimum(np.floor(pos).astype(np.int64), s - 2)
     w = (pos - lo).astype(np.float32)
     m = np.zeros((len(scale), s, s), dtype=np.float32)
@@ -104,10 +109,8 @@ def warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
 def coverage(params: np.ndarray, s: int) -> np.ndarray:
     """(P, S, S, 1) 1 where the warp samples inside the other image, 0 where it runs off its
     edge (what a crop cut away cannot be compared)."""
-    c = (s - 1) / 2.0
-    grid = np.arange(s, dtype=np.float32) - c
-    ys = c + params[:, 2, None] * grid[None] + params[:, 0, None]
-    xs = c + params[:, 3, None] * grid[None] + params[:, 1, None]
+    ys = _sample_positions(params[:, 2], params[:, 0], s)
+    xs = _sample_positions(params[:, 3], params[:, 1], s)
     iny = (ys >= -0.5) & (ys <= s - 0.5)
     inx = (xs >= -0.5) & (xs <= s - 0.5)
     return (iny[:, :, None] & inx[:, None, :]).astype(np.float32)[..., None]
@@ -272,16 +275,22 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     return out
 
 
-def _among_closest(pairs: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
-    """Pairs that are among the ``k`` smallest ``values`` of at least one of their members."""
+def rank_within_nodes(pairs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (pair, member) entry ranked by ``values`` among the pairs of that member.
+    Returns (pair row, member, rank) per entry, 0 = that member's smallest value."""
     nodes = pairs.ravel()
     row = np.repeat(np.arange(len(pairs)), 2)
     order = np.lexsort((values[row], nodes))
     nodes_sorted = nodes[order]
-    first = np.searchsorted(nodes_sorted, nodes_sorted, side="left")
-    rank = np.arange(len(order)) - first
+    rank = np.arange(len(order)) - np.searchsorted(nodes_sorted, nodes_sorted, side="left")
+    return row[order], nodes_sorted, rank
+
+
+def _among_closest(pairs: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Pairs that are among the ``k`` smallest ``values`` of at least one of their members."""
+    row, _, rank = rank_within_nodes(pairs, values)
     chosen = np.zeros(len(pairs), dtype=bool)
-    chosen[row[order][rank < k]] = True
+    chosen[row[rank < k]] = True
     return chosen
 
 

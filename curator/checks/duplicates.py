@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .align import pair_differences
+from .align import pair_differences, rank_within_nodes
 from .base import Finding, empty_findings
 
 
@@ -117,13 +117,8 @@ class NearDuplicateCheck:
 def _second_smallest_per_node(pairs: np.ndarray, values: np.ndarray, n_nodes: int) -> np.ndarray:
     """Each node's second-smallest value over the pairs it takes part in: its distance to the
     nearest candidate other than its closest one (inf with fewer than two: no crowd known)."""
-    nodes = pairs.ravel()
-    vals = np.repeat(values, 2)
-    order = np.lexsort((vals, nodes))
-    nodes, vals = nodes[order], vals[order]
-    starts = np.searchsorted(nodes, np.arange(n_nodes), side="left")
-    ends = np.searchsorted(nodes, np.arange(n_nodes), side="right")
+    row, node, rank = rank_within_nodes(pairs, values)
     out = np.full(n_nodes, np.inf, dtype=np.float32)
-    has = ends - starts >= 2
-    out[has] = vals[starts[has] + 1]
+    second = rank == 1
+    out[node[second]] = values[row[second]]
     return out
