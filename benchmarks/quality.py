@@ -351,25 +351,20 @@ def bench_source(name: str, args, workdir: Path, peers_mod) -> dict:
             fl_clean = g[g["path"].isin(planted.clean)]["path"].nunique()
             result[f"{tool}_clean_flagged"] = int(fl_clean)
     result["table"] = table
-    # montages of curator's false alarms and misses, to look at
-    wrong, caps = [], []
-    for issue in ISSUES:
-        pred, true = ours.get(issue, set()) - planted.ignore.get(issue, set()), planted.truth.get(issue, set())
-        for p in sorted(pred - true)[:24]:
-            wrong.append(p)
-            caps.append(f"FP {issue[:10]} {planted.detail.get(p, '')[:20]}")
-        for p in sorted(true - pred)[:24]:
-            wrong.append(p)
-            caps.append(f"FN {issue[:10]} {planted.detail.get(p, '').split(': ')[-1][:20]}")
-    montage(wrong, caps, root / "errors.png")
-    result["montage"] = str(root / "errors.png")
-    result.update(natural_groups(export, planted, root))
+    # curator's false alarms and misses: a table, and a montage (up to 24 of each kind) to look at
     errors = []
     for issue in ISSUES:
         pred, true = ours.get(issue, set()) - planted.ignore.get(issue, set()), planted.truth.get(issue, set())
         errors += [{"kind": "FP", "issue": issue, "path": p, "detail": planted.detail.get(p, "")} for p in sorted(pred - true)]
         errors += [{"kind": "FN", "issue": issue, "path": p, "detail": planted.detail.get(p, "")} for p in sorted(true - pred)]
-    pd.DataFrame(errors, columns=["kind", "issue", "path", "detail"]).to_csv(root / "errors.csv", index=False)
+    errors = pd.DataFrame(errors, columns=["kind", "issue", "path", "detail"])
+    errors.to_csv(root / "errors.csv", index=False)
+    shown = errors.groupby(["issue", "kind"], sort=False).head(24)
+    captions = [f"{e.kind} {e.issue[:10]} {(e.detail if e.kind == 'FP' else e.detail.split(': ')[-1])[:20]}"
+                for e in shown.itertuples()]
+    montage(list(shown["path"]), captions, root / "errors.png")
+    result["montage"] = str(root / "errors.png")
+    result.update(natural_groups(export, planted, root))
     return result
 
 
