@@ -121,6 +121,28 @@ class transaction:
         return False
 
 
+def _current_umask() -> int:
+    """The process umask (read from /proc where possible: setting it to probe is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(path: Path) -> int:
+    """The mode a plain ``open(path, "w")`` would give: the existing file's mode when replacing
+    one, else 0o666 minus the umask (mkstemp's private 0600 is wrong for files users share)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old or the new content, never a partial one."""
     path = Path(path)
@@ -129,6 +151,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), new_file_mode(path))
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
