@@ -30,6 +30,7 @@ from .imaging import THUMB_SHAPE, read_image
 from .neighbors import knn, normalize, reduce_dims
 from .project import Project
 from .projection import project_2d
+from .shell import command
 from .store import METRIC_COLUMNS, atomic_save_npy, transaction
 
 ANALYSIS_VERSION = "7"  # bump when check logic changes so stored issues are recomputed
@@ -209,7 +210,7 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
                 "SELECT COUNT(*) FROM metrics WHERE embed_key LIKE ?", (backbone_key + "|%",)
             ).fetchone()[0]
             raise InterruptedRun(
-                f"interrupted: {done} of {n} images are done and saved; run `curator analyze {project.root}` again to resume"
+                f"interrupted: {done} of {n} images are done and saved; run `{command('curator', 'analyze', project.root)}` again to resume"
             ) from None
         bar.close()
         timings["embed_total"] = round(time.perf_counter() - t_loop, 3)

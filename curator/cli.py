@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .errors import CuratorError
 from .issue_types import ISSUE_TYPES, validate_issue_types
+from .shell import command
 
 
 def _fail(message: str, code: int = 1):
@@ -52,7 +53,7 @@ def import_cmd(source, out, labels_file, copy, force):
     n = len(project)
     labelled = int(project.items()["label"].notna().sum())
     click.echo(f"created project {project.root} with {n} images ({labelled} labelled, {len(project.classes)} classes)")
-    click.echo(f"next: curator analyze {project.root}")
+    click.echo(f"next: {command('curator', 'analyze', project.root)}")
 
 
 def _is_terminal() -> bool:
@@ -107,7 +108,7 @@ def download(names, target_dir, list_only, force):
             continue
         for root in recipe.build(Path(target_dir), force):
             click.echo(f"created project {root}")
-        click.echo(f"next: curator analyze {existing[0]}")
+        click.echo(f"next: {command('curator', 'analyze', existing[0])}")
 
 
 @main.command()
@@ -136,7 +137,8 @@ def analyze(project, backbone, resolution, device, batch_size, workers, projecti
     else:
         click.echo(f"{proj.name}: analyzed {report.items} images ({report.processed} processed, {report.reused} reused)")
     _print_counts({t: report.issues.get(t, 0) for t in ISSUE_TYPES})
-    click.echo(f"next: curator summary {proj.root}  |  curator export {proj.root} -o issues.csv")
+    click.echo(f"next: {command('curator', 'summary', proj.root)}  |  "
+               f"{command('curator', 'export', proj.root, '-o', 'issues.csv')}")
 
 
 def _print_counts(counts: dict):
@@ -176,10 +178,11 @@ def summary(project, as_json):
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Output file (default: stdout for csv/json).")
 def export(project, issues, tags, fmt, output):
     """Write the flagged-item list: item_id, path, label, issue, score, severity, suggested_label, group_id, keep."""
-    from .export import write_export
+    from .export import format_for, write_export
     from .project import Project
 
     validate_issue_types(issues)
+    fmt = format_for(output, fmt)
     proj = Project(project)
     proj.require_analyzed()
     frame = proj.export_frame(issues, tags)

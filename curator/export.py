@@ -26,10 +26,25 @@ def to_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
     raise CuratorError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
+def format_for(output: Path | None, fmt: str | None) -> str:
+    """The export format: ``fmt`` when given, else the output file's extension (csv when there is
+    none). An extension we cannot write is refused: ``x.xlsx`` must not receive CSV text."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise CuratorError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+        return fmt
+    if output is None or not Path(output).suffix:
+        return "csv"
+    suffix = Path(output).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise CuratorError(
+            f"cannot write {Path(output).name!r}: export writes "
+            f"{', '.join('.' + f for f in FORMATS)} files; rename the output or pass --format")
+    return suffix
+
+
 def write_export(frame: pd.DataFrame, output: Path | None, fmt: str | None) -> Path | None:
-    if fmt is None:
-        suffix = output.suffix.lower().lstrip(".") if output else ""
-        fmt = suffix if suffix in FORMATS else "csv"
+    fmt = format_for(output, fmt)
     data = to_bytes(frame, fmt)
     if output is None:
         if fmt == "parquet":

@@ -22,6 +22,7 @@ import pandas as pd
 from . import __version__
 from .errors import CuratorError
 from .issue_types import EXPORT_COLUMNS, validate_issue_types
+from .shell import command
 from .store import atomic_write_bytes, connect, transaction
 
 MANIFEST = "curator.json"
@@ -135,7 +136,7 @@ class Project:
 
     def require_analyzed(self) -> None:
         if not self.is_analyzed:
-            raise CuratorError(f"project {self.name!r} is not analyzed yet: run `curator analyze {self.root}`")
+            raise CuratorError(f"project {self.name!r} is not analyzed yet: run `{command('curator', 'analyze', self.root)}`")
 
     # ------------------------------------------------------------------ reading
     def resolve(self, location: str) -> Path:
