@@ -5,8 +5,8 @@
   ``<file>.part`` and is renamed only once its md5 matches, so an interrupted or corrupted
   transfer is never mistaken for a finished one; running the command again restarts it, and
   files already in the cache (e.g. the first MNIST files) are not fetched again.
-- ``safe_extract``: torchvision's ``extract_archive`` after checking every member stays inside
-  the target folder (no absolute paths, no ``..``, no links pointing outside, no devices).
+- ``safe_extract`` (``_extract``): archives hold only files and folders, and nothing is written
+  outside the target folder.
 - ``create_projects``: the train/test projects of one dataset, all or nothing.
 
 Every failure is a one-line ``CuratorError``.
@@ -22,12 +22,10 @@ import contextlib
 import os
 import shutil
 import socket
-import tarfile
 import tempfile
 import urllib.error
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
@@ -35,6 +33,8 @@ import click
 
 from curator.errors import CuratorError
 from curator.project import MANIFEST, ItemRecord, Project
+
+from ._extract import _escapes, safe_extract  # noqa: F401  (re-exported for the recipes)
 
 OFFLINE_HINT = "no network? `curator download digits` works offline"
 CACHE_DIRNAME = ".curator-cache"
@@ -165,69 +165,6 @@ def fetch(dataset: str, resource: Resource, cache: Path, force: bool = False) ->
     _cleanup_empty(cache)
     advice = OFFLINE_HINT if network_problem else "run the command again to retry"
     raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {advice}")
-
-
-# ---------------------------------------------------------------------------------- extraction
-def _escapes(name: str) -> bool:
-    """True for an archive member name that is absolute or climbs out of the target folder."""
-    name = name.replace("\\", "/")
-    if not name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return True
-    depth = 0
-    for part in PurePosixPath(name).parts:
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in (".", ""):
-            depth += 1
-    return False
-
-
-def _check_members(archive: Path) -> None:
-    def refuse(member: str, why: str):
-        raise CuratorError(f"refusing to extract {archive.name}: member {member!r} {why}")
-
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if _escapes(info.filename):
-                    refuse(info.filename, "would be written outside the target folder")
-                mode = info.external_attr >> 16
-                if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
-                    refuse(info.filename, "is not a regular file or folder")
-        return
-    try:
-        with tarfile.open(archive) as tf:
-            for m in tf:
-                if _escapes(m.name):
-                    refuse(m.name, "would be written outside the target folder")
-                if m.issym() or m.islnk():
-                    base = str(PurePosixPath(m.name).parent) if m.issym() else ""
-                    target = m.linkname
-                    if target.startswith("/") or _escapes(f"{base}/{target}" if base else target):
-                        refuse(m.name, f"links outside the target folder ({target})")
-                elif not (m.isfile() or m.isdir()):
-                    refuse(m.name, "is not a regular file or folder")
-    except tarfile.TarError as exc:
-        raise CuratorError(f"cannot read archive {archive.name}: {_one_line(exc)}") from None
-
-
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract with torchvision's ``extract_archive`` into ``dest`` after checking every member."""
-    from torchvision.datasets.utils import extract_archive
-
-    archive = Path(archive)
-    dest.mkdir(parents=True, exist_ok=True)
-    if any(archive.name.endswith(s) for s in (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
-        _check_members(archive)
-    try:
-        extract_archive(str(archive), str(dest))
-    except CuratorError:
-        raise
-    except Exception as exc:  # tarfile's data filter, truncated archives, ...
-        raise CuratorError(f"cannot extract {archive.name}: {_one_line(exc)}") from None
-    return dest
 
 
 @contextlib.contextmanager
