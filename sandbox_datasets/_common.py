@@ -1,10 +1,11 @@
-"""Download machinery shared by the sandbox recipes, built on ``torchvision.datasets.utils``.
+"""Download machinery shared by the sandbox recipes.
 
-- ``fetch``: one checksummed file through torchvision's ``download_url`` (progress bar, redirects,
-  md5 check), trying the upstream mirrors in order, into a cache folder. The transfer goes to
-  ``<file>.part`` and is renamed only once its md5 matches, so an interrupted or corrupted
-  transfer is never mistaken for a finished one; running the command again restarts it, and
-  files already in the cache (e.g. the first MNIST files) are not fetched again.
+- ``fetch``: one md5-checked file into a cache folder, trying the upstream mirrors in order.
+  The transfer goes to ``<file>.part`` (``_http.download``: progress bar, redirects, HTTP Range)
+  and is renamed only once its md5 matches, so an interrupted or corrupted transfer is never
+  mistaken for a finished one. A ``.part`` left by a killed or cut-off run is resumed by the
+  next run; if the resumed file's md5 is wrong, the part is deleted and the file fetched once
+  more from the start. Files already in the cache (e.g. the first MNIST files) are not fetched again.
 - ``safe_extract`` (``_extract``): archives hold only files and folders, and nothing is written
   outside the target folder.
 - ``create_projects``: the train/test projects of one dataset, all or nothing.
@@ -19,6 +20,7 @@ upstream ones), ``CURATOR_TIMEOUT`` (network timeout in seconds, default 30).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import socket
@@ -34,6 +36,7 @@ import click
 from curator.errors import CuratorError
 from curator.project import MANIFEST, ItemRecord, Project
 
+from . import _http
 from ._extract import _escapes, safe_extract  # noqa: F401  (re-exported for the recipes)
 
 OFFLINE_HINT = "no network? `curator download digits` works offline"
@@ -70,17 +73,6 @@ def _timeout_seconds() -> float:
         return 30.0
 
 
-@contextlib.contextmanager
-def _network_timeout() -> Iterator[None]:
-    """torchvision's urlopen calls take no timeout: bound them so a dead network fails fast."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(_timeout_seconds())
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -112,31 +104,60 @@ def _cleanup_empty(cache: Path) -> None:
             folder.rmdir()  # only if empty: leave nothing behind
 
 
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _ChecksumMismatch(Exception):
+    pass
+
+
+def _download_verified(dataset: str, url: str, resource: Resource, part: Path) -> None:
+    """``part`` holds ``url``'s body with the expected md5 afterwards, or this raises.
+
+    A resumed transfer whose result has the wrong md5 (the earlier part was not the start of
+    this file) is deleted and fetched once more from the start."""
+    host = urlparse(url).netloc or url
+
+    def say(message: str) -> None:
+        click.echo(f"{dataset}: {message}", err=True)
+
+    click.echo(f"{dataset}: downloading {url}", err=True)
+    transfer = _http.download(url, part, timeout=_timeout_seconds(), desc=resource.filename, say=say)
+    got = _md5(part)
+    if got != resource.md5 and transfer.resumed_from:
+        part.unlink(missing_ok=True)
+        say(f"checksum mismatch for {resource.filename} after resuming at {transfer.resumed_from:,} bytes "
+            f"(md5 {got}): deleted the partial download, downloading it again from the start")
+        _http.download(url, part, timeout=_timeout_seconds(), desc=resource.filename, say=say)
+        got = _md5(part)
+    if got != resource.md5:
+        part.unlink(missing_ok=True)
+        raise _ChecksumMismatch(f"checksum mismatch for {resource.filename} from {host} "
+                                f"(md5 {got}, expected {resource.md5}): incomplete or corrupted download")
+
+
 def fetch(dataset: str, resource: Resource, cache: Path, force: bool = False) -> Path:
     """The verified file ``cache/<filename>``, downloaded unless already cached (or ``force``)."""
     final = cache / resource.filename
-    urls = resource_urls(dataset, resource)
-    if force or not final.is_file():
-        problems = _unreachable(urls)
-        if problems:
-            raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {OFFLINE_HINT}")
-
-    from torchvision.datasets.utils import calculate_md5, check_integrity, download_url
-
-    if not force and check_integrity(str(final), resource.md5):
+    if not force and final.is_file() and _md5(final) == resource.md5:
         click.echo(f"{dataset}: {resource.filename} already downloaded ({final})", err=True)
         return final
+    urls = resource_urls(dataset, resource)
+    problems = _unreachable(urls)
+    if problems:
+        raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {OFFLINE_HINT}")
     cache.mkdir(parents=True, exist_ok=True)
     part = cache / f"{resource.filename}.part"
-    problems: list[str] = []
     network_problem = False
     for url in urls:
         host = urlparse(url).netloc or url
-        part.unlink(missing_ok=True)  # a leftover from an interrupted run: restart it
-        click.echo(f"{dataset}: downloading {url}", err=True)
         try:
-            with _network_timeout():
-                download_url(url, str(cache), filename=part.name, md5=resource.md5)
+            _download_verified(dataset, url, resource, part)
             os.replace(part, final)
             return final
         except urllib.error.HTTPError as exc:
@@ -144,26 +165,21 @@ def fetch(dataset: str, resource: Resource, cache: Path, force: bool = False) ->
         except urllib.error.URLError as exc:
             network_problem = True
             problems.append(f"could not reach {host} ({_one_line(exc.reason)})")
+        except _http.CutOff as exc:
+            problems.append(f"transfer of {resource.filename} from {host} {exc}: incomplete or corrupted download")
         except OSError as exc:  # connection reset / timeout in the middle of the transfer
             network_problem = True
             problems.append(f"transfer of {resource.filename} from {host} failed ({_one_line(exc)})")
-        except RuntimeError as exc:
-            if part.is_file():  # torchvision's "File not found or corrupted.": wrong md5
-                got = calculate_md5(str(part))
-                problems.append(
-                    f"checksum mismatch for {resource.filename} from {host} "
-                    f"(md5 {got}, expected {resource.md5}): incomplete or corrupted download"
-                )
-            else:
-                problems.append(f"{host}: {_one_line(exc)}")
-        except KeyboardInterrupt:
-            part.unlink(missing_ok=True)
-            raise
+        except _ChecksumMismatch as exc:
+            problems.append(str(exc))
         except Exception as exc:  # e.g. too many redirects, malformed HTTP
+            part.unlink(missing_ok=True)
             problems.append(f"{host}: {type(exc).__name__}: {_one_line(exc)}")
-        part.unlink(missing_ok=True)
-    _cleanup_empty(cache)
-    advice = OFFLINE_HINT if network_problem else "run the command again to retry"
+    if part.is_file():
+        advice = f"the partial download is kept ({part}): run the command again to resume it"
+    else:
+        _cleanup_empty(cache)
+        advice = OFFLINE_HINT if network_problem else "run the command again to retry"
     raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {advice}")
 
 

@@ -272,3 +272,114 @@ def test_well_formed_archives_still_extract(tmp_path):
     gz = tmp_path / "raw.bin.gz"
     gz.write_bytes(gzip.compress(b"raw bytes"))
     assert (_common.safe_extract(gz, tmp_path / "g") / "raw.bin").read_bytes() == b"raw bytes"
+
+
+# ------------------------------------------------------------------------------- 14. resume
+T10K = "t10k-images-idx3-ubyte.gz"
+
+
+def mnist_with_part(server, env, monkeypatch, part: bytes | None = None, half=True):
+    """Publish a fake MNIST; write ``part`` (default: the first half of t10k-images) as its .part."""
+    files, data = fake_idx_dataset()
+    publish(server, monkeypatch, mnist, "mnist", files)
+    body = files[T10K]
+    cache = env / ".curator-cache" / "mnist"
+    cache.mkdir(parents=True)
+    if part is None:
+        part = body[: len(body) // 2] if half else body
+    (cache / f"{T10K}.part").write_bytes(part)
+    return body, data, cache
+
+
+def assert_mnist_built(env, data, cache, body):
+    assert (cache / T10K).read_bytes() == body
+    with Project(env / "mnist-test") as p:
+        assert len(p) == len(data["t10k"][0])
+    assert leftovers(env, allow=("mnist-train", "mnist-test")) == []
+
+
+def test_part_file_resumed_with_range(server, env, monkeypatch):
+    body, data, cache = mnist_with_part(server, env, monkeypatch)
+    half = len(body) // 2
+    result = run("download", "mnist", "--dir", str(env))
+    assert result.exit_code == 0, result.output
+    path = f"/mnist/{T10K}"
+    assert server.ranges[path] == [f"bytes={half}-"]
+    assert server.sent[path] == len(body) - half  # only the remainder was transferred
+    assert server.ranges["/mnist/train-images-idx3-ubyte.gz"] == [None]  # no part: a plain request
+    assert f"resuming {T10K}" in result.stderr
+    assert_mnist_built(env, data, cache, body)
+
+
+def test_server_ignoring_range_still_yields_correct_file(server, env, monkeypatch):
+    server.honour_ranges = False
+    body, data, cache = mnist_with_part(server, env, monkeypatch)
+    result = run("download", "mnist", "--dir", str(env))
+    assert result.exit_code == 0, result.output
+    path = f"/mnist/{T10K}"
+    assert server.ranges[path] == [f"bytes={len(body) // 2}-"] and server.sent[path] == len(body)
+    assert_mnist_built(env, data, cache, body)
+
+
+def test_part_already_complete_gets_416_and_is_verified(server, env, monkeypatch):
+    body, data, cache = mnist_with_part(server, env, monkeypatch, half=False)
+    result = run("download", "mnist", "--dir", str(env))
+    assert result.exit_code == 0, result.output
+    assert server.ranges[f"/mnist/{T10K}"] == [f"bytes={len(body)}-"] and server.sent[f"/mnist/{T10K}"] == 0
+    assert_mnist_built(env, data, cache, body)
+
+
+def test_resumed_download_with_wrong_checksum_restarts_from_zero(server, env, monkeypatch):
+    files, _ = fake_idx_dataset()
+    garbage = b"\x00garbage" * (len(files[T10K]) // 16)
+    body, data, cache = mnist_with_part(server, env, monkeypatch, part=garbage)
+    result = run("download", "mnist", "--dir", str(env))
+    assert result.exit_code == 0, result.output
+    assert server.ranges[f"/mnist/{T10K}"] == [f"bytes={len(garbage)}-", None]  # resumed, then from zero
+    message = [line for line in result.stderr.splitlines() if "checksum mismatch" in line]
+    assert len(message) == 1 and T10K in message[0] and "deleted" in message[0] and "start" in message[0]
+    assert_mnist_built(env, data, cache, body)
+
+
+def test_cut_transfer_keeps_part_and_next_run_resumes(server, env, monkeypatch):
+    files, data = fake_idx_dataset()
+    publish(server, monkeypatch, mnist, "mnist", files)
+    path, body = f"/mnist/{T10K}", files[T10K]
+    server.cut.add(path)
+    result = run("download", "mnist", "--dir", str(env))
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: mnist:") and T10K in last and "resume" in last, last
+    cache = env / ".curator-cache" / "mnist"
+    assert (cache / f"{T10K}.part").read_bytes() == body[: len(body) // 2]
+
+    server.cut.clear()
+    result = run("download", "mnist", "--dir", str(env))
+    assert result.exit_code == 0, result.output
+    assert server.ranges[path][-1] == f"bytes={len(body) // 2}-"
+    assert_mnist_built(env, data, cache, body)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGINT")
+def test_ctrl_c_keeps_the_part_for_the_next_run(server, tmp_path):
+    """A real ``curator download`` interrupted mid-transfer keeps what it received."""
+    name = "train-images-idx3-ubyte.gz"
+    path = f"/mnist/{name}"
+    body = os.urandom(1 << 20)
+    server.files[path] = body
+    server.stall.add(path)
+    env = {**os.environ, "CURATOR_MIRROR": server.url, "CURATOR_TIMEOUT": "30"}
+    env.pop("CURATOR_CACHE", None)
+    part = tmp_path / ".curator-cache" / "mnist" / f"{name}.part"
+    proc = subprocess.Popen(CURATOR + ["download", "mnist", "--dir", str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and server.sent[path] < len(body) // 2:
+        time.sleep(0.05)
+    while time.time() < deadline and not (part.is_file() and part.stat().st_size == len(body) // 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
+    assert part.read_bytes() == body[: len(body) // 2]
