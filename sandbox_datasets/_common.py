@@ -8,6 +8,7 @@
   more from the start. Files already in the cache (e.g. the first MNIST files) are not fetched again.
 - ``safe_extract`` (``_extract``): archives hold only files and folders, and nothing is written
   outside the target folder.
+- ``remove_leftovers``: staging and scratch folders a killed run left behind.
 - ``create_projects``: the train/test projects of one dataset, all or nothing.
 
 Every failure is a one-line ``CuratorError``.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -181,6 +183,32 @@ def fetch(dataset: str, resource: Resource, cache: Path, force: bool = False) ->
         _cleanup_empty(cache)
         advice = OFFLINE_HINT if network_problem else "run the command again to retry"
     raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {advice}")
+
+
+# ---------------------------------------------------------------------------------- leftovers
+# tempfile.mkdtemp names: prefix + 8 characters of this alphabet (Project.create's staging
+# folders ".<project>.partial-XXXXXXXX", work_dir's ".work-XXXXXXXX")
+_TEMP_SUFFIX = "[a-z0-9_]{8}"
+
+
+def remove_leftovers(target_dir: Path, dataset: str, projects: Sequence[str]) -> list[Path]:
+    """Remove what a killed run of ``dataset`` left behind: the staging folders of its projects
+    under ``target_dir`` and its scratch folders in the cache. Returns the folders removed.
+
+    Only folders named exactly as those runs name them; anything else is left alone."""
+    places = [(Path(target_dir), "|".join(rf"\.{re.escape(p)}\.partial-" for p in projects)),
+              (cache_dir(Path(target_dir), dataset), r"\.work-")]
+    removed = []
+    for folder, prefixes in places:
+        if not prefixes or not folder.is_dir():
+            continue
+        pattern = re.compile(rf"(?:{prefixes}){_TEMP_SUFFIX}")
+        for path in folder.iterdir():
+            if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                click.echo(f"{dataset}: removed {path} (left by an interrupted run)", err=True)
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ server here can honour ``Range`` requests and records what it was asked and how 
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import io
 import os
@@ -122,10 +121,6 @@ def server():
 
 
 # ------------------------------------------------------------------------------- helpers
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
 def symlink(name: str, target: str) -> tuple[tarfile.TarInfo, None]:
     info = tarfile.TarInfo(name)
     info.type, info.linkname = tarfile.SYMTYPE, target
@@ -383,3 +378,27 @@ def test_ctrl_c_keeps_the_part_for_the_next_run(server, tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
     assert part.read_bytes() == body[: len(body) // 2]
+
+
+# ------------------------------------------------------------------------------- 14. staging leftovers
+def test_orphaned_staging_folders_removed_by_next_run(server, env, monkeypatch):
+    files, _ = fake_idx_dataset(n_train=10, n_test=10)
+    publish(server, monkeypatch, mnist, "mnist", files)
+    assert run("download", "mnist", "--dir", str(env)).exit_code == 0
+
+    # what a killed run leaves: a project staging folder (Project.create) and a scratch folder
+    orphans = [env / ".mnist-test.partial-k3x_9q2a", env / ".mnist-train.partial-abcdefgh",
+               env / ".curator-cache" / "mnist" / ".work-0a1b2c3d"]
+    keep = [env / "mnist-test.partial-k3x_9q2a", env / ".cifar10-test.partial-abcdefgh",
+            env / ".mnist-test.partial-mine", env / ".mnist-test.partial-abcdefgh.bak", env / "notes"]
+    for folder in orphans + keep:
+        folder.mkdir()
+        (folder / "file.bin").write_bytes(b"x")
+    stray = env / ".mnist-test.partial-12345678"  # a file, not a folder: not ours
+    stray.write_bytes(b"x")
+
+    result = run("download", "mnist", "--dir", str(env))  # projects there: skipped, still cleaned
+    assert result.exit_code == 0 and "already there" in result.output
+    assert [p for p in orphans if p.exists()] == []
+    assert all(f"removed {p}" in result.stderr for p in orphans)
+    assert all((p / "file.bin").is_file() for p in keep) and stray.is_file()
