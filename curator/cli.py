@@ -102,6 +102,7 @@ def download(names, target_dir, list_only, force):
         if recipe not in chosen:
             chosen.append(recipe)
     for recipe in chosen:
+        recipe.remove_leftovers(Path(target_dir))  # what a killed earlier run left behind
         existing = [Path(target_dir) / p for p in recipe.projects]
         if not force and all((p / "curator.json").exists() for p in existing):
             click.echo(f"{recipe.name}: already there ({', '.join(str(p) for p in existing)}); use --force to redo")

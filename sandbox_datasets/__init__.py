@@ -19,6 +19,13 @@ class Recipe:
     build: Callable[[Path, bool], list[Path]]  # (target dir, force) -> created project folders
     offline: bool = False
 
+    def remove_leftovers(self, target_dir: Path) -> list[Path]:
+        """Staging and scratch folders a killed run of this recipe left under ``target_dir``
+        (and in its cache), removed; run before anything else so they never pile up."""
+        from ._common import remove_leftovers
+
+        return remove_leftovers(target_dir, self.name, self.projects)
+
 
 def registry() -> dict[str, Recipe]:
     """All known recipes by name (importing a recipe is cheap: torch loads only when it builds)."""

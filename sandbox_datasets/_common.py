@@ -1,12 +1,14 @@
-"""Download machinery shared by the sandbox recipes, built on ``torchvision.datasets.utils``.
+"""Download machinery shared by the sandbox recipes.
 
-- ``fetch``: one checksummed file through torchvision's ``download_url`` (progress bar, redirects,
-  md5 check), trying the upstream mirrors in order, into a cache folder. The transfer goes to
-  ``<file>.part`` and is renamed only once its md5 matches, so an interrupted or corrupted
-  transfer is never mistaken for a finished one; running the command again restarts it, and
-  files already in the cache (e.g. the first MNIST files) are not fetched again.
-- ``safe_extract``: torchvision's ``extract_archive`` after checking every member stays inside
-  the target folder (no absolute paths, no ``..``, no links pointing outside, no devices).
+- ``fetch``: one md5-checked file into a cache folder, trying the upstream mirrors in order.
+  The transfer goes to ``<file>.part`` (``_http.download``: progress bar, redirects, HTTP Range)
+  and is renamed only once its md5 matches, so an interrupted or corrupted transfer is never
+  mistaken for a finished one. A ``.part`` left by a killed or cut-off run is resumed by the
+  next run; if the resumed file's md5 is wrong, the part is deleted and the file fetched once
+  more from the start. Files already in the cache (e.g. the first MNIST files) are not fetched again.
+- ``safe_extract`` (``_extract``): archives hold only files and folders, and nothing is written
+  outside the target folder.
+- ``remove_leftovers``: staging and scratch folders a killed run left behind.
 - ``create_projects``: the train/test projects of one dataset, all or nothing.
 
 Every failure is a one-line ``CuratorError``.
@@ -19,15 +21,15 @@ upstream ones), ``CURATOR_TIMEOUT`` (network timeout in seconds, default 30).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import socket
-import tarfile
 import tempfile
 import urllib.error
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
@@ -35,6 +37,9 @@ import click
 
 from curator.errors import CuratorError
 from curator.project import MANIFEST, ItemRecord, Project
+
+from . import _http
+from ._extract import _escapes, safe_extract  # noqa: F401  (re-exported for the recipes)
 
 OFFLINE_HINT = "no network? `curator download digits` works offline"
 CACHE_DIRNAME = ".curator-cache"
@@ -70,17 +75,6 @@ def _timeout_seconds() -> float:
         return 30.0
 
 
-@contextlib.contextmanager
-def _network_timeout() -> Iterator[None]:
-    """torchvision's urlopen calls take no timeout: bound them so a dead network fails fast."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(_timeout_seconds())
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -112,31 +106,60 @@ def _cleanup_empty(cache: Path) -> None:
             folder.rmdir()  # only if empty: leave nothing behind
 
 
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _ChecksumMismatch(Exception):
+    pass
+
+
+def _download_verified(dataset: str, url: str, resource: Resource, part: Path) -> None:
+    """``part`` holds ``url``'s body with the expected md5 afterwards, or this raises.
+
+    A resumed transfer whose result has the wrong md5 (the earlier part was not the start of
+    this file) is deleted and fetched once more from the start."""
+    host = urlparse(url).netloc or url
+
+    def say(message: str) -> None:
+        click.echo(f"{dataset}: {message}", err=True)
+
+    click.echo(f"{dataset}: downloading {url}", err=True)
+    transfer = _http.download(url, part, timeout=_timeout_seconds(), desc=resource.filename, say=say)
+    got = _md5(part)
+    if got != resource.md5 and transfer.resumed_from:
+        part.unlink(missing_ok=True)
+        say(f"checksum mismatch for {resource.filename} after resuming at {transfer.resumed_from:,} bytes "
+            f"(md5 {got}): deleted the partial download, downloading it again from the start")
+        _http.download(url, part, timeout=_timeout_seconds(), desc=resource.filename, say=say)
+        got = _md5(part)
+    if got != resource.md5:
+        part.unlink(missing_ok=True)
+        raise _ChecksumMismatch(f"checksum mismatch for {resource.filename} from {host} "
+                                f"(md5 {got}, expected {resource.md5}): incomplete or corrupted download")
+
+
 def fetch(dataset: str, resource: Resource, cache: Path, force: bool = False) -> Path:
     """The verified file ``cache/<filename>``, downloaded unless already cached (or ``force``)."""
     final = cache / resource.filename
-    urls = resource_urls(dataset, resource)
-    if force or not final.is_file():
-        problems = _unreachable(urls)
-        if problems:
-            raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {OFFLINE_HINT}")
-
-    from torchvision.datasets.utils import calculate_md5, check_integrity, download_url
-
-    if not force and check_integrity(str(final), resource.md5):
+    if not force and final.is_file() and _md5(final) == resource.md5:
         click.echo(f"{dataset}: {resource.filename} already downloaded ({final})", err=True)
         return final
+    urls = resource_urls(dataset, resource)
+    problems = _unreachable(urls)
+    if problems:
+        raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {OFFLINE_HINT}")
     cache.mkdir(parents=True, exist_ok=True)
     part = cache / f"{resource.filename}.part"
-    problems: list[str] = []
     network_problem = False
     for url in urls:
         host = urlparse(url).netloc or url
-        part.unlink(missing_ok=True)  # a leftover from an interrupted run: restart it
-        click.echo(f"{dataset}: downloading {url}", err=True)
         try:
-            with _network_timeout():
-                download_url(url, str(cache), filename=part.name, md5=resource.md5)
+            _download_verified(dataset, url, resource, part)
             os.replace(part, final)
             return final
         except urllib.error.HTTPError as exc:
@@ -144,90 +167,48 @@ def fetch(dataset: str, resource: Resource, cache: Path, force: bool = False) ->
         except urllib.error.URLError as exc:
             network_problem = True
             problems.append(f"could not reach {host} ({_one_line(exc.reason)})")
+        except _http.CutOff as exc:
+            problems.append(f"transfer of {resource.filename} from {host} {exc}: incomplete or corrupted download")
         except OSError as exc:  # connection reset / timeout in the middle of the transfer
             network_problem = True
             problems.append(f"transfer of {resource.filename} from {host} failed ({_one_line(exc)})")
-        except RuntimeError as exc:
-            if part.is_file():  # torchvision's "File not found or corrupted.": wrong md5
-                got = calculate_md5(str(part))
-                problems.append(
-                    f"checksum mismatch for {resource.filename} from {host} "
-                    f"(md5 {got}, expected {resource.md5}): incomplete or corrupted download"
-                )
-            else:
-                problems.append(f"{host}: {_one_line(exc)}")
-        except KeyboardInterrupt:
-            part.unlink(missing_ok=True)
-            raise
+        except _ChecksumMismatch as exc:
+            problems.append(str(exc))
         except Exception as exc:  # e.g. too many redirects, malformed HTTP
+            part.unlink(missing_ok=True)
             problems.append(f"{host}: {type(exc).__name__}: {_one_line(exc)}")
-        part.unlink(missing_ok=True)
-    _cleanup_empty(cache)
-    advice = OFFLINE_HINT if network_problem else "run the command again to retry"
+    if part.is_file():
+        advice = f"the partial download is kept ({part}): run the command again to resume it"
+    else:
+        _cleanup_empty(cache)
+        advice = OFFLINE_HINT if network_problem else "run the command again to retry"
     raise CuratorError(f"{dataset}: cannot download {resource.filename}: {'; '.join(problems)}; {advice}")
 
 
-# ---------------------------------------------------------------------------------- extraction
-def _escapes(name: str) -> bool:
-    """True for an archive member name that is absolute or climbs out of the target folder."""
-    name = name.replace("\\", "/")
-    if not name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return True
-    depth = 0
-    for part in PurePosixPath(name).parts:
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in (".", ""):
-            depth += 1
-    return False
+# ---------------------------------------------------------------------------------- leftovers
+# tempfile.mkdtemp names: prefix + 8 characters of this alphabet (Project.create's staging
+# folders ".<project>.partial-XXXXXXXX", work_dir's ".work-XXXXXXXX")
+_TEMP_SUFFIX = "[a-z0-9_]{8}"
 
 
-def _check_members(archive: Path) -> None:
-    def refuse(member: str, why: str):
-        raise CuratorError(f"refusing to extract {archive.name}: member {member!r} {why}")
+def remove_leftovers(target_dir: Path, dataset: str, projects: Sequence[str]) -> list[Path]:
+    """Remove what a killed run of ``dataset`` left behind: the staging folders of its projects
+    under ``target_dir`` and its scratch folders in the cache. Returns the folders removed.
 
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if _escapes(info.filename):
-                    refuse(info.filename, "would be written outside the target folder")
-                mode = info.external_attr >> 16
-                if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
-                    refuse(info.filename, "is not a regular file or folder")
-        return
-    try:
-        with tarfile.open(archive) as tf:
-            for m in tf:
-                if _escapes(m.name):
-                    refuse(m.name, "would be written outside the target folder")
-                if m.issym() or m.islnk():
-                    base = str(PurePosixPath(m.name).parent) if m.issym() else ""
-                    target = m.linkname
-                    if target.startswith("/") or _escapes(f"{base}/{target}" if base else target):
-                        refuse(m.name, f"links outside the target folder ({target})")
-                elif not (m.isfile() or m.isdir()):
-                    refuse(m.name, "is not a regular file or folder")
-    except tarfile.TarError as exc:
-        raise CuratorError(f"cannot read archive {archive.name}: {_one_line(exc)}") from None
-
-
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract with torchvision's ``extract_archive`` into ``dest`` after checking every member."""
-    from torchvision.datasets.utils import extract_archive
-
-    archive = Path(archive)
-    dest.mkdir(parents=True, exist_ok=True)
-    if any(archive.name.endswith(s) for s in (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
-        _check_members(archive)
-    try:
-        extract_archive(str(archive), str(dest))
-    except CuratorError:
-        raise
-    except Exception as exc:  # tarfile's data filter, truncated archives, ...
-        raise CuratorError(f"cannot extract {archive.name}: {_one_line(exc)}") from None
-    return dest
+    Only folders named exactly as those runs name them; anything else is left alone."""
+    places = [(Path(target_dir), "|".join(rf"\.{re.escape(p)}\.partial-" for p in projects)),
+              (cache_dir(Path(target_dir), dataset), r"\.work-")]
+    removed = []
+    for folder, prefixes in places:
+        if not prefixes or not folder.is_dir():
+            continue
+        pattern = re.compile(rf"(?:{prefixes}){_TEMP_SUFFIX}")
+        for path in folder.iterdir():
+            if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                click.echo(f"{dataset}: removed {path} (left by an interrupted run)", err=True)
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ def read_idx_split(dataset: str, resources: Mapping[str, Resource], cache: Path,
     for kind, reader in (("images", read_image_file), ("labels", read_label_file)):
         gz = cache / resources[f"{split}_{kind}"].filename
         raw = work / gz.name[: -len(".gz")]
-        safe_extract(gz, work)  # torchvision decompresses a single .gz to work/<name without .gz>
+        safe_extract(gz, work)  # a single .gz is decompressed to work/<name without .gz>
         try:
             arrays.append(reader(str(raw)).numpy())
         except Exception as exc:  # wrong magic number, truncated file, ...
