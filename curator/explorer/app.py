@@ -10,7 +10,7 @@ import streamlit as st
 from curator.errors import CuratorError
 from curator.explorer import page_path, ui
 
-st.set_page_config(page_title="curator explorer", page_icon=":material/image_search:", layout="wide")
+st.set_page_config(page_title="curator explorer", page_icon=ui.page_icon(), layout="wide")
 
 try:
     data = ui.data()

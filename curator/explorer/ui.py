@@ -10,6 +10,7 @@ nearest neighbours are shown), ``picked`` (item ids ticked in the grid, shared b
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import math
@@ -50,6 +51,22 @@ CSS = """<style>
 .cur-b.dup{background:#f1f3f5;color:#495057}
 .cur-b.err{background:#f1f3f5;color:#495057;white-space:normal}
 </style>"""
+
+
+# ---------------------------------------------------------------------------------- page icon
+@functools.lru_cache(maxsize=1)
+def page_icon():
+    """The browser-tab icon, drawn here: Streamlit serves an image icon itself, whereas an emoji
+    or ``:material/...:`` icon makes the browser fetch it from a public CDN on every visit."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((0, 0, 63, 63), radius=12, fill="#3b5bdb")
+    for x in (12, 35):
+        for y in (12, 35):
+            draw.rounded_rectangle((x, y, x + 16, y + 16), radius=3, fill="#ffffff" if (x, y) != (35, 35) else "#ffa8a8")
+    return img
 
 
 # ---------------------------------------------------------------------------------- project & data
