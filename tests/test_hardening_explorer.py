@@ -293,6 +293,22 @@ def test_server_refuses_foreign_host_headers(analyzed_project):
             assert status.split()[1:2] in (["400"], ["403"]), (host, status)
 
 
+def test_host_guard_refuses_to_run_unguarded(monkeypatch):
+    """The guard hooks Streamlit's app factory; without that hook the server must not start."""
+    from streamlit.web.server.starlette import starlette_server
+
+    from curator.errors import CuratorError
+    from curator.explorer import host_guard
+
+    original = starlette_server.create_starlette_app
+    monkeypatch.setattr(starlette_server, "create_starlette_app", original)  # restored after the test
+    host_guard.install()
+    assert starlette_server.create_starlette_app is not original
+    monkeypatch.delattr(starlette_server, "create_starlette_app")
+    with pytest.raises(CuratorError, match="upgrade"):
+        host_guard.install()
+
+
 # ------------------------------------------------------------------------------------ item 12
 def test_project_without_labels_says_so_instead_of_empty_charts(monkeypatch, unlabelled_project):
     d = D.load(unlabelled_project)
