@@ -11,6 +11,8 @@ from curator.explorer import figures, ui
 
 data = ui.data()
 st.title("Label Quality")
+if ui.no_labels_note(data, ", so there are no labels to check"):
+    st.stop()
 filters = ui.sidebar_filters(data, "lq", issues=False)
 n_issues = data.issue_counts.get("label_issue", 0)
 labelled = int(data.labelled.sum())
@@ -31,7 +33,8 @@ cols[0].metric("Label issues", f"{n_issues:,}", border=True)
 cols[1].metric("Of labelled images", f"{n_issues / max(labelled, 1):.1%}", border=True)
 cols[2].metric("Severe", f"{int((data.issues.loc[data.issues['issue'] == 'label_issue', 'severity'] == 'severe').sum()):,}",
                border=True)
-top_pair = f"{pairs.iloc[0]['given']} → {pairs.iloc[0]['suggested']} ({pairs.iloc[0]['issues']})" if len(pairs) else "–"
+top_pair = (f"{ui.md(pairs.iloc[0]['given'])} → {ui.md(pairs.iloc[0]['suggested'])} ({pairs.iloc[0]['issues']})"
+            if len(pairs) else "–")
 cols[3].metric("Most common confusion", top_pair, border=True, help="given → suggested (count)")
 
 selection = ui.map_selection("lq")

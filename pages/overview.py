@@ -7,10 +7,10 @@ from curator.explorer import data as D
 from curator.explorer import figures, ui
 
 data = ui.data()
-st.title(f"{data.name}")
+st.title(ui.md(data.name))
 a = data.analysis
-st.caption(f"{data.n:,} images · analysed {a.get('finished', '?')} with {a.get('backbone', '?')} · "
-           f"2D map: {a.get('projection', '?')}")
+st.caption(f"{data.n:,} images · analysed {ui.md(a.get('finished', '?'))} with {ui.md(a.get('backbone', '?'))} · "
+           f"2D map: {ui.md(a.get('projection', '?'))}")
 
 n_flagged = int(data.flagged.sum())
 size = data.median_size()
@@ -51,20 +51,20 @@ with left:
 
 with right:
     st.subheader("Class distribution")
-    if undersampled:
-        st.caption(f":red[Undersampled] (below the red dashed line, half the median class size): "
-                   f"{', '.join(map(str, undersampled))}")
-    else:
-        st.caption("No undersampled class: none is below the red dashed line (half the median class size).")
-    median = float(classes.loc[classes["class"] != D.UNLABELLED, "images"].median()) if len(classes) else 0.0
-    fig = figures.class_bars(classes, median)
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
-    st.dataframe(
-        classes[["class", "images", "flagged_rate", "label_issue_rate", "undersampled"]],
-        hide_index=True, width="stretch", height=min(35 * (len(classes) + 1) + 3, 420),
-        column_config={
-            "flagged_rate": st.column_config.ProgressColumn("flagged", format="percent", min_value=0, max_value=1,
-                                                            help="images with at least one issue"),
-            "label_issue_rate": st.column_config.ProgressColumn("label issues", format="percent", min_value=0, max_value=1),
-        },
-    )
+    if not ui.no_labels_note(data, ", so there is no class distribution"):
+        if undersampled:
+            st.caption(f":red[Undersampled] (below the red dashed line, half the median class size): "
+                       f"{', '.join(map(ui.md, undersampled))}")
+        else:
+            st.caption("No undersampled class: none is below the red dashed line (half the median class size).")
+        median = float(classes.loc[classes["class"] != D.UNLABELLED, "images"].median())
+        st.plotly_chart(figures.class_bars(classes, median), width="stretch", config={"displaylogo": False})
+        st.dataframe(
+            classes[["class", "images", "flagged_rate", "label_issue_rate", "undersampled"]],
+            hide_index=True, width="stretch", height=min(35 * (len(classes) + 1) + 3, 420),
+            column_config={
+                "flagged_rate": st.column_config.ProgressColumn("flagged", format="percent", min_value=0, max_value=1,
+                                                                help="images with at least one issue"),
+                "label_issue_rate": st.column_config.ProgressColumn("label issues", format="percent", min_value=0, max_value=1),
+            },
+        )

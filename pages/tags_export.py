@@ -46,14 +46,14 @@ if len(counts):
                        format_func=lambda t: f"{t} ({int(counts.loc[counts['tag'] == t, 'images'].iloc[0]):,})")
     ids = np.sort(tags.loc[tags["tag"] == tag, "item_id"].to_numpy(dtype=np.int64))
     with st.container(horizontal=True, vertical_alignment="center"):
-        ui.download_rows(f"Download '{tag}' as CSV", lambda: D.export_frame(data.root, (), [tag]),
+        ui.download_rows(f"Download '{ui.md(tag)}' as CSV", lambda: D.export_frame(data.root, (), [tag]),
                          f"{data.name}-tag-{tag.replace(':', '_').replace('/', '_')}.csv", key="tags_dl_tag")
         picked = [i for i in st.session_state.get("picked", []) if i in set(ids.tolist())]
-        if st.button(f"Remove '{tag}' from {len(picked)} picked", key="tags_rm_picked", disabled=not picked):
+        if st.button(f"Remove '{ui.md(tag)}' from {len(picked)} picked", key="tags_rm_picked", disabled=not picked):
             D.write_tags(data.root, picked, tag, remove=True)
             ui.bump_tags()
             st.rerun()
-        if st.button(f"Remove '{tag}' from all {len(ids):,}", key="tags_rm_all"):
+        if st.button(f"Remove '{ui.md(tag)}' from all {len(ids):,}", key="tags_rm_all"):
             D.write_tags(data.root, ids, tag, remove=True)
             ui.bump_tags()
             st.rerun()

@@ -10,12 +10,15 @@ import streamlit as st
 from curator.errors import CuratorError
 from curator.explorer import page_path, ui
 
-st.set_page_config(page_title="curator explorer", page_icon=":material/image_search:", layout="wide")
+st.set_page_config(page_title="curator explorer", page_icon=ui.page_icon(), layout="wide")
 
 try:
     data = ui.data()
+except ui.damaged_errors() as exc:
+    st.error(ui.damaged_message(exc), icon=":material/error:")
+    st.stop()
 except CuratorError as exc:
-    st.error(str(exc))
+    st.error(ui.md(exc))
     st.stop()
 
 ui.PAGES.clear()
@@ -29,4 +32,7 @@ ui.PAGES.update(
 )
 page = st.navigation(list(ui.PAGES.values()))
 ui.chrome(data)
-page.run()
+try:
+    page.run()
+except ui.damaged_errors() as exc:  # e.g. tags read from a database damaged while the explorer runs
+    st.error(ui.damaged_message(exc), icon=":material/error:")

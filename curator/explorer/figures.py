@@ -13,6 +13,16 @@ PALETTE = [
 MAX_CLASS_TRACES = 40
 
 
+def plot_text(text) -> str:
+    """User text (class names) for Plotly, which renders a subset of HTML in legends, tick
+    labels and hover text (``<a href>``, ``<b>``…): escape ``& < >`` so it shows literally."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plot_texts(values) -> list[str]:
+    return [plot_text(v) for v in values]
+
+
 def scatter(d: D.ExplorerData, mode: str = "class"):
     """The embedding map (memoised on ``d``): one scattergl trace per class with every point,
     item ids as customdata. ``mode`` "class": coloured by label; "label": the same, faded, with
@@ -39,9 +49,9 @@ def _scatter(d: D.ExplorerData, mode: str):
             ids = np.nonzero(m)[0].astype(np.int32)
             fig.add_trace(
                 go.Scattergl(
-                    x=d.projection[m, 0], y=d.projection[m, 1], mode="markers", name=f"{name} ({len(ids):,})",
+                    x=d.projection[m, 0], y=d.projection[m, 1], mode="markers", name=f"{plot_text(name)} ({len(ids):,})",
                     customdata=ids, marker=dict(size=size, color=PALETTE[code % len(PALETTE)], opacity=opacity),
-                    hovertemplate=f"#%{{customdata}} · {name}<extra></extra>",
+                    meta=plot_text(name), hovertemplate="#%{customdata} · %{meta}<extra></extra>",
                 )
             )
     else:  # many classes: one trace, colour by class index, label in the hover text
@@ -49,7 +59,7 @@ def _scatter(d: D.ExplorerData, mode: str):
         fig.add_trace(
             go.Scattergl(
                 x=d.projection[ok, 0], y=d.projection[ok, 1], mode="markers", name="images", customdata=ids,
-                text=d.labels[ok], marker=dict(size=size, color=d.label_codes[ok], colorscale="Turbo", opacity=opacity),
+                text=plot_texts(d.labels[ok]), marker=dict(size=size, color=d.label_codes[ok], colorscale="Turbo", opacity=opacity),
                 hovertemplate="#%{customdata} · %{text}<extra></extra>",
             )
         )
@@ -60,7 +70,7 @@ def _scatter(d: D.ExplorerData, mode: str):
         fig.add_trace(
             go.Scattergl(
                 x=d.projection[m, 0], y=d.projection[m, 1], mode="markers", name=f"label issue ({len(ids):,})",
-                customdata=ids, text=[f"{g} → {s}" for g, s in zip(d.labels[m], d.suggested[m])],
+                customdata=ids, text=[f"{plot_text(g)} → {plot_text(s)}" for g, s in zip(d.labels[m], d.suggested[m])],
                 marker=dict(size=size + (3 if big else 6), color=[PALETTE[c % len(PALETTE)] for c in d.label_codes[m]],
                             line=dict(color="#c92a2a", width=1.2 if big else 2), opacity=1.0),
                 hovertemplate="#%{customdata} · given %{text}<extra>label issue</extra>",
@@ -143,7 +153,7 @@ def class_bars(classes, median: float):
     colors = np.where(classes["undersampled"], "#e03131", "#3b5bdb")
     return {
         "data": [{
-            "type": "bar", "x": classes["class"].astype(str).tolist(), "y": classes["images"].tolist(),
+            "type": "bar", "x": plot_texts(classes["class"]), "y": classes["images"].tolist(),
             "marker": {"color": colors.tolist()},
             "customdata": np.stack([classes["flagged"], classes["flagged_rate"] * 100], axis=1).tolist(),
             "hovertemplate": "class %{x}: %{y:,} images<br>%{customdata[0]:,} flagged (%{customdata[1]:.1f}%)<extra></extra>",
@@ -170,7 +180,7 @@ def rate_bars(classes, overall: float):
     rate = classes["label_issue_rate"].to_numpy(dtype=float)
     return {
         "data": [{
-            "type": "bar", "x": classes["class"].astype(str).tolist(), "y": (rate * 100).tolist(),
+            "type": "bar", "x": plot_texts(classes["class"]), "y": (rate * 100).tolist(),
             "marker": {"color": np.where(rate > 2 * max(overall, 1e-9), "#e03131", "#3b5bdb").tolist()},
             "customdata": np.stack([classes["label_issues"], classes["images"]], axis=1).tolist(),
             "hovertemplate": "class %{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",

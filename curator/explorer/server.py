@@ -1,6 +1,7 @@
 """Start and stop the Streamlit server behind ``curator visualize``.
 
-The server runs as a child process bound to 127.0.0.1 (headless, no usage statistics). Ctrl-C,
+The server runs as a child process bound to 127.0.0.1 (headless, no usage statistics) that
+answers only to loopback Host headers (:mod:`.host_guard`, against DNS rebinding). Ctrl-C,
 SIGTERM or SIGHUP stop it cleanly; on Linux the child also gets SIGTERM if this process dies
 without cleaning up (PR_SET_PDEATHSIG), so no server is left behind.
 """
@@ -144,7 +145,14 @@ def _child_main(argv: list[str]) -> None:
     then run Streamlit in this same process, so the first page view finds everything warm."""
     import threading
 
+    from .host_guard import install as guard_host
+
     root, flags = argv[0], argv[1:]
+    try:
+        guard_host()
+    except CuratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     os.environ["CURATOR_PROJECT"] = root
     threading.Thread(target=_preload_quietly, args=(root,), name="curator-preload", daemon=True).start()
     from streamlit.web import cli as stcli

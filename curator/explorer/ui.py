@@ -10,10 +10,13 @@ nearest neighbours are shown), ``picked`` (item ids ticked in the grid, shared b
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import math
 import os
+import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +25,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from .. import errors
 from ..errors import CuratorError
+from ..project import DATABASE
 from . import APP_PATH, figures
 from . import data as D
 
@@ -52,6 +57,22 @@ CSS = """<style>
 </style>"""
 
 
+# ---------------------------------------------------------------------------------- page icon
+@functools.lru_cache(maxsize=1)
+def page_icon():
+    """The browser-tab icon, drawn here: Streamlit serves an image icon itself, whereas an emoji
+    or ``:material/...:`` icon makes the browser fetch it from a public CDN on every visit."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((0, 0, 63, 63), radius=12, fill="#3b5bdb")
+    for x in (12, 35):
+        for y in (12, 35):
+            draw.rounded_rectangle((x, y, x + 16, y + 16), radius=3, fill="#ffffff" if (x, y) != (35, 35) else "#ffa8a8")
+    return img
+
+
 # ---------------------------------------------------------------------------------- project & data
 def project_root() -> Path:
     """The project shown: $CURATOR_PROJECT, else ``streamlit run app.py -- PROJECT``."""
@@ -71,6 +92,25 @@ def data() -> D.ExplorerData:
         return D.load(root)
     with st.spinner("Loading the project…"):
         return D.load(root)
+
+
+def damaged_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged ``curator.db`` raises: sqlite's error, pandas' wrapper of it, and
+    ``curator.errors.DamagedProject`` where the store defines that."""
+    found = [sqlite3.DatabaseError, pd.errors.DatabaseError]
+    damaged = getattr(errors, "DamagedProject", None)
+    if isinstance(damaged, type) and issubclass(damaged, BaseException):
+        found.append(damaged)
+    return tuple(found)
+
+
+def damaged_message(exc: BaseException) -> str:
+    """One line for the page (no traceback): the database is damaged, and what to do."""
+    if isinstance(exc, CuratorError):
+        return md(exc)
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (f"The project database {md(project_root() / DATABASE)} is damaged ({md(reason)}). Re-import the images "
+            "into a new project folder (`curator import SOURCE --out NEW_PROJECT`), then run `curator analyze NEW_PROJECT`.")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -110,12 +150,17 @@ def init_state(**defaults) -> None:
             st.session_state[key] = value
 
 
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
 def md(text) -> str:
-    """Escape user text (labels, paths, tags) for Streamlit markdown."""
-    s = str(text)
-    for ch in "\\`*_[]<>|$~":
-        s = s.replace(ch, "\\" + ch)
-    return s
+    """User text (class names, tags, paths, the project name) for any Streamlit element that
+    renders Markdown (markdown, caption, title, metric values, button labels, alerts), shown
+    literally: every ASCII punctuation mark gets a backslash, which CommonMark allows for each
+    of them and which also stops Streamlit's ``:red[..]``, ``:material/..:``, ``:emoji:`` and
+    ``$math$`` extensions (so ``![b](http://host/x.png)`` cannot load an image); line breaks
+    become spaces."""
+    return _MD_PUNCTUATION.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def esc(text) -> str:
@@ -406,6 +451,19 @@ def sidebar_filters(d: D.ExplorerData, page: str, *, issues: bool = True) -> dic
     return out
 
 
+NO_LABELS = ("No image in this project has a label{what}. Labels come from class folders "
+             "(`SOURCE/<class>/<image>`) or a labels file with `path,label` columns: "
+             "`curator import SOURCE --out PROJECT --labels FILE`, then `curator analyze PROJECT`.")
+
+
+def no_labels_note(d: D.ExplorerData, what: str = "") -> bool:
+    """Say so (and return True) when no image has a label: class and label charts would be empty."""
+    if d.labelled.any():
+        return False
+    st.info(NO_LABELS.format(what=what), icon=":material/label_off:")
+    return True
+
+
 def selection_bar(page: str, n_view: int, n_total: int, selection: np.ndarray | None, what: str = "images") -> None:
     with st.container(horizontal=True, vertical_alignment="center"):
         text = f"**{n_view:,}** of {n_total:,} {what} in view"
@@ -423,4 +481,5 @@ def chrome(d: D.ExplorerData) -> None:
     with st.sidebar:
         a = d.analysis
         st.markdown(f"**{md(d.name)}** · {d.n:,} images")
-        st.caption(f"{md(str(d.root))}  \nanalysed {a.get('finished', '?')} · {a.get('backbone', '?')} · {a.get('projection', '?')}")
+        st.caption(f"{md(d.root)}  \nanalysed {md(a.get('finished', '?'))} · {md(a.get('backbone', '?'))} · "
+                   f"{md(a.get('projection', '?'))}")
