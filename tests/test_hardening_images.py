@@ -160,6 +160,26 @@ def test_images_above_the_pixel_limit_are_refused_with_a_clear_reason(tmp_path):
         assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
+def test_reduced_large_images_keep_exact_pixel_hashes(tmp_path):
+    """Item 6: decoding reduced must not blur exact duplicates. Above REDUCE_ABOVE_SIDE the hash
+    is taken over the full-resolution pixels strip by strip: a BMP twin and an opaque RGBA twin
+    match the PNG, one pixel changed by one level does not, and real transparency is kept."""
+    card = pattern(4500)
+    card.save(tmp_path / "card.png", compress_level=1)
+    card.save(tmp_path / "card.bmp")
+    card.convert("RGBA").save(tmp_path / "opaque.png", compress_level=1)
+    card.putpixel((4321, 1234), tuple(v + 1 for v in card.getpixel((4321, 1234))))
+    card.save(tmp_path / "one_pixel_off.png", compress_level=1)
+    holed = card.convert("RGBA")
+    holed.putpixel((10, 10), (0, 0, 0, 0))
+    holed.save(tmp_path / "holed.png", compress_level=1)
+    hashes = {n: read_image(tmp_path / n, resolution=None).metrics["pixel_hash"]
+              for n in ("card.png", "card.bmp", "opaque.png", "one_pixel_off.png", "holed.png")}
+    assert hashes["card.png"] == hashes["card.bmp"] == hashes["opaque.png"]
+    assert len({hashes["card.png"], hashes["one_pixel_off.png"], hashes["holed.png"]}) == 3
+    assert read_image(tmp_path / "holed.png", resolution=None).metrics["opacity"] < 1.0
+
+
 # --------------------------------------------------------------------------- item 7: bit depth
 def _close(a: dict, b: dict, keys, tol=0.01):
     for key in keys:
@@ -224,54 +244,78 @@ def test_exif_orientation_gives_the_upright_size_and_thumbnail(analyzed_images):
 
 
 # --------------------------------------------------------------------------- item 9: special files
-def _fifo_tree(root: Path) -> dict:
-    """A class tree with a FIFO x.png, a symlink to /dev/zero, a symlink loop, a directory loop
-    and a file whose name is not UTF-8; returns the odd entries."""
+def _special_tree(root: Path) -> dict:
+    """A class tree with a FIFO x.png, a symlink to /dev/zero, a symlink to itself and a
+    directory loop, besides 8 ordinary images; returns the special entries."""
     filler(root)
     os.mkfifo(root / "a" / "x.png")
     os.symlink("/dev/zero", root / "b" / "zero.png")
     os.symlink("self.png", root / "b" / "self.png")  # points at itself: ELOOP
     os.symlink("..", root / "a" / "up")  # a directory loop os.walk must not follow
-    odd = os.fsencode(root / "a") + b"/\xff\xfe.png"
-    try:
-        with open(odd, "wb") as fh:
-            fh.write((root / "a" / "0.png").read_bytes())
-    except OSError:
-        pytest.skip("this file system refuses names that are not UTF-8")
     return {"fifo": root / "a" / "x.png", "zero": root / "b" / "zero.png", "self": root / "b" / "self.png"}
 
 
 @needs_posix
-@pytest.mark.parametrize("copy", [False, True], ids=["in-place", "copy"])
-def test_special_files_and_odd_names_never_block_import_or_analyze(tmp_path, curator_cli, copy):
-    """Item 9: a FIFO named x.png made `analyze` hang forever (the resolution probe opened it) and
-    a name that is not UTF-8 aborted `import` with a traceback. Now: the odd name is skipped with
-    a one-line warning, the other files import; the FIFO and the device symlink are imported and
+def test_fifo_device_and_loops_never_block_import_or_analyze(tmp_path, curator_cli):
+    """Item 9: a FIFO named x.png made `analyze` hang forever (the resolution probe opened it).
+    Now the FIFO and the symlink to a device are imported like any file with an image name and
     reported `unreadable` ("not a regular file") without ever being opened; loops end."""
     src = tmp_path / "src"
-    odd = _fifo_tree(src)
-    extra = ["--copy"] if copy else []
-    imported = curator_cli("import", src, "--out", tmp_path / "proj", *extra, timeout=CLI_TIMEOUT)
+    special = _special_tree(src)
+    imported = curator_cli("import", src, "--out", tmp_path / "proj", timeout=CLI_TIMEOUT)
     assert imported.returncode == 0, imported.stderr
-    assert "Traceback" not in imported.stderr
-    warning_lines = [line for line in imported.stderr.splitlines() if line.strip()]
-    assert len(warning_lines) == 1 and warning_lines[0].startswith("warning: skipped 1 "), imported.stderr
-    assert "not valid UTF-8" in warning_lines[0] and "\\xff\\xfe.png" in warning_lines[0]
     assert "with 11 images" in imported.stdout  # 8 ordinary + FIFO + device link + looping link
-
     analyzed = curator_cli("analyze", tmp_path / "proj", "-q", "--projection", "pca", timeout=CLI_TIMEOUT)
     assert analyzed.returncode == 0, analyzed.stderr
     with Project(tmp_path / "proj") as project:
         metrics = project.metrics().set_index("path")
         unreadable = set(project.issues(["unreadable"])["path"])
-    assert metrics.loc[str(odd["fifo"]), "error"] == "not a regular file: a named pipe (FIFO)"
-    assert metrics.loc[str(odd["zero"]), "error"] == "not a regular file: a character device"
-    assert "symbolic links" in metrics.loc[str(odd["self"]), "error"]
-    assert unreadable == {str(p) for p in odd.values()}
+    assert metrics.loc[str(special["fifo"]), "error"] == "not a regular file: a named pipe (FIFO)"
+    assert metrics.loc[str(special["zero"]), "error"] == "not a regular file: a character device"
+    assert "symbolic links" in metrics.loc[str(special["self"]), "error"]
+    assert unreadable == {str(p) for p in special.values()}
     assert int(metrics["readable"].sum()) == 8  # every ordinary image analyzed
-
     exported = curator_cli("export", tmp_path / "proj", "--issue", "unreadable", timeout=CLI_TIMEOUT)
     assert exported.returncode == 0 and "x.png" in exported.stdout, exported.stderr
+
+
+@needs_posix
+def test_import_copy_leaves_pipes_and_devices_where_they_are(tmp_path, curator_cli):
+    """Item 9 with --copy: copying a FIFO raised (SpecialFileError traceback) and copying a link
+    to /dev/zero would never end; now they keep their original location (analyze reports them)."""
+    src = tmp_path / "src"
+    special = _special_tree(src)
+    imported = curator_cli("import", src, "--out", tmp_path / "proj", "--copy", timeout=CLI_TIMEOUT)
+    assert imported.returncode == 0, imported.stderr
+    with Project(tmp_path / "proj") as project:
+        items = project.items().set_index("path")
+    for entry in special.values():
+        assert items.loc[str(entry), "location"] == str(entry)
+    copied = items[~items.index.isin([str(p) for p in special.values()])]
+    assert len(copied) == 8 and all((tmp_path / "proj" / loc).is_file() for loc in copied["location"])
+
+
+def test_name_not_utf8_is_skipped_with_one_line_and_the_rest_imports(tmp_path, curator_cli):
+    """Item 9: a file named b"\\xff\\xfe.png" aborted `import` with a UnicodeEncodeError traceback
+    (SQLite stores UTF-8 text only). It is skipped with one warning line naming it escaped;
+    the other images import and the project reads back."""
+    src = tmp_path / "src"
+    filler(src)
+    odd = os.fsencode(src / "a") + b"/\xff\xfe.png"
+    try:
+        with open(odd, "wb") as fh:
+            fh.write((src / "a" / "0.png").read_bytes())
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    imported = curator_cli("import", src, "--out", tmp_path / "proj", timeout=CLI_TIMEOUT)
+    assert imported.returncode == 0, imported.stderr
+    lines = [line for line in imported.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning: skipped 1 "), imported.stderr
+    assert "not valid UTF-8" in lines[0] and str(src / "a") + "/\\xff\\xfe.png" in lines[0]
+    assert "with 8 images" in imported.stdout
+    summary = curator_cli("summary", tmp_path / "proj", "--json", timeout=CLI_TIMEOUT)
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["classes"] == {"a": {"items": 4, "flagged": 0}, "b": {"items": 4, "flagged": 0}}
 
 
 @needs_posix
