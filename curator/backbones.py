@@ -23,17 +23,15 @@ NATIVE_RESOLUTION = 224
 
 def auto_resolution(paths, sample: int = 200) -> int:
     """Model input size for a dataset, from the median side of up to ``sample`` image headers."""
-    from PIL import Image
+    from .imaging import probe_size  # never opens pipes or devices; no PIL size warning
 
     paths = list(paths)
     step = max(1, len(paths) // sample)
     sides = []
     for path in paths[::step][:sample]:
-        try:
-            with Image.open(path) as img:
-                sides.append(min(img.size))
-        except Exception:  # unreadable files are reported later, not here
-            continue
+        size = probe_size(path)  # None for unreadable files: they are reported later, not here
+        if size is not None:
+            sides.append(min(size))
     if sides and float(np.median(sides)) <= SMALL_IMAGE_SIDE:
         return SMALL_IMAGE_RESOLUTION
     return NATIVE_RESOLUTION

@@ -7,14 +7,32 @@ analysis. A file that cannot be decoded yields an error string instead of an exc
 from __future__ import annotations
 
 import hashlib
+import math
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import ExifTags, Image, ImageFile, ImageOps
 
 # Truncated files must fail loudly (they are reported as `unreadable`), not decode half-grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Decompression-bomb guard. PIL's default (a warning at 89 Mpx, an error at 179 Mpx) rejects
+# ordinary satellite tiles and large scans, so curator sets its own limit: an image declaring
+# more pixels than this is reported `unreadable` without being decoded. 1 Gpx is several times
+# any camera sensor; decoding one costs at most one full-resolution copy (1-4 bytes per pixel),
+# held only until it is reduced (see REDUCE_ABOVE_SIDE). PIL's own check is set to the same
+# limit, so its warning can only concern images curator rejects anyway.
+MAX_PIXELS = 1_000_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Images with a longer side than this are reduced (box filter, integer factor) to at most
+# WORK_SIDE right after decoding, strip by strip, and the full-resolution copy is dropped:
+# every output (metrics, thumbnail, model input) is far smaller than WORK_SIDE anyway.
+REDUCE_ABOVE_SIDE = 4096
+WORK_SIDE = 2048
+STRIP_PIXELS = 1 << 22  # pixels per strip while reducing (~16 MB as RGBA)
 
 THUMB_SIZE = 32  # side of the colour thumbnail used to verify near duplicates
 THUMB_SHAPE = (THUMB_SIZE, THUMB_SIZE, 3)
@@ -24,6 +42,22 @@ METRIC_MAX_SIDE = 256  # metrics are measured on a copy no larger than this
 # vanish; grey keeps both visible. The photometric metrics ignore the background entirely.
 BACKGROUND = (128, 128, 128)
 OPAQUE = 0.5  # alpha above which a pixel counts as part of the picture for the Laplacian
+ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+# Modes of more than 8 bits per pixel: PIL's convert() clips them at 255, so they are scaled
+# to 8 bits first (see _eight_bit_scale for the rule).
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+HIGH_DEPTH_MODES = SIXTEEN_BIT_MODES + ("I", "F")
+FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
+
+
+class UnreadableImage(Exception):
+    """A file curator refuses to decode; the message is the one-line reason."""
 
 
 @dataclass
@@ -38,11 +72,14 @@ class ImageRecord:
 
 @dataclass
 class Decoded:
-    """A decoded image: ``picture`` is RGB, or RGBA when the file has real transparency."""
+    """A decoded image: ``picture`` is RGB, or RGBA when the file has real transparency,
+    turned upright as its EXIF orientation says."""
 
     picture: Image.Image
-    size: tuple[int, int]  # the file's (width, height), before any draft reduction
+    size: tuple[int, int]  # the upright image's (width, height), before any reduction
     bands: int
+    # pixel hash of the full-resolution image when ``picture`` is a reduced copy of it
+    digest: str | None = None
 
     @property
     def has_alpha(self) -> bool:
@@ -62,22 +99,172 @@ def on_background(picture: Image.Image) -> Image.Image:
     return background
 
 
+def open_regular(path):
+    """Open ``path`` for reading only if it is a regular file (after following symlinks).
+
+    A named pipe would block ``open`` forever and a device can stream without end, so their
+    kind is checked with ``stat`` before opening, and again on the open descriptor (opened
+    non-blocking) in case the file was swapped in between. Raises UnreadableImage or OSError.
+    """
+    kind = FILE_KINDS.get(stat.S_IFMT(os.stat(path).st_mode))
+    if kind:
+        raise UnreadableImage(f"not a regular file: {kind}")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableImage(f"not a regular file: {FILE_KINDS.get(stat.S_IFMT(mode), 'special file')}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_image(fp) -> Image.Image:
+    """``Image.open`` with curator's pixel limit instead of PIL's warning (never printed)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+    except Image.DecompressionBombError:
+        raise UnreadableImage(f"image has more than {MAX_PIXELS // 10**6} Mpx (curator's limit); not decoded") from None
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        img.close()
+        raise UnreadableImage(
+            f"image is {width}x{height} = {width * height / 1e6:.0f} Mpx, above curator's limit of "
+            f"{MAX_PIXELS // 10**6} Mpx (a decompression bomb?); not decoded"
+        )
+    return img
+
+
+def probe_size(path) -> tuple[int, int] | None:
+    """(width, height) from the image header, or None when the file is not a readable image
+    (special files are never opened); reads only the header."""
+    try:
+        with open_regular(path) as fp, _open_image(fp) as img:
+            return img.size
+    except Exception:  # unreadable files are reported by the analysis, not here
+        return None
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF Orientation (1-8; 1 = stored upright); 1 when the EXIF cannot be read."""
+    try:
+        value = int(img.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # a broken EXIF block does not make the pixels unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _upright(picture: Image.Image, orientation: int) -> Image.Image:
+    """``picture`` transposed as an EXIF ``orientation`` says (via ImageOps.exif_transpose)."""
+    if orientation == 1:
+        return picture
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    picture.info["exif"] = exif.tobytes()  # ``picture`` is a fresh image: read on first getexif()
+    return ImageOps.exif_transpose(picture)
+
+
+def _eight_bit_scale(img: Image.Image) -> tuple[float, float] | None:
+    """(offset, scale) that maps a high-depth image onto 0..255 as ``(v - offset) * scale``,
+    or None for 8-bit modes. The rule keeps brightness comparable across a dataset:
+    16-bit modes use the type's range (0..65535 -> /257, how 16-bit PNGs and TIFFs are
+    written); 32-bit integer images whose values fit 0..65535 are treated as 16-bit, others
+    are stretched over their actual range; float images in 0..1 are scaled by 255, others
+    are stretched over their actual (finite) range."""
+    if img.mode in SIXTEEN_BIT_MODES:
+        return 0.0, 1.0 / 257.0
+    if img.mode not in ("I", "F"):
+        return None
+    lo, hi = img.getextrema()
+    if img.mode == "F":
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            values = np.asarray(img, dtype=np.float32)
+            finite = values[np.isfinite(values)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if lo >= 0.0 and hi <= 1.0:
+            return 0.0, 255.0
+    elif lo >= 0 and hi <= 65535:
+        return 0.0, 1.0 / 257.0
+    return float(lo), 255.0 / max(float(hi) - float(lo), 1e-12)
+
+
+def _to_eight_bit(img: Image.Image, scale: tuple[float, float] | None) -> Image.Image:
+    """``img`` as an 8-bit mode ("L" for high-depth images, scaled and rounded)."""
+    if scale is None:
+        return img
+    offset, factor = scale
+    values = (np.asarray(img, dtype=np.float32) - np.float32(offset)) * np.float32(factor)
+    values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0)
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
+def _may_have_alpha(img: Image.Image) -> bool:
+    return img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+
+
+def _hasher(size: tuple[int, int], mode: str, orientation: int):
+    """The pixel-hash state for an image of ``size`` (see :func:`pixel_hash`)."""
+    h = hashlib.blake2b(digest_size=16)
+    turned = f"@{orientation}" if orientation != 1 else ""
+    h.update(f"{size[0]}x{size[1]}{mode if mode == 'RGBA' else ''}{turned}".encode())
+    return h
+
+
+def _reduce_large(img: Image.Image, scale, orientation: int) -> tuple[Image.Image, str]:
+    """(picture reduced to at most WORK_SIDE, hash of the full-resolution pixels), made strip
+    by strip so that no second full-resolution copy (converted, transposed or as bytes) is
+    ever held. The hash covers the stored pixels and the orientation."""
+    width, height = img.size
+    factor = math.ceil(max(width, height) / WORK_SIDE)
+    rows = factor * max(1, STRIP_PIXELS // (width * factor))
+    working = "RGBA" if _may_have_alpha(img) else "RGB"
+    out = Image.new(working, (math.ceil(width / factor), math.ceil(height / factor)))
+    hashers = {mode: _hasher(img.size, mode, orientation) for mode in {working, "RGB"}}
+    alpha_min = 255
+    for top in range(0, height, rows):
+        strip = _to_eight_bit(img.crop((0, top, width, min(height, top + rows))), scale).convert(working)
+        hashers[working].update(strip.tobytes())
+        if working == "RGBA":
+            hashers["RGB"].update(strip.convert("RGB").tobytes())
+            alpha_min = min(alpha_min, strip.getchannel("A").getextrema()[0])
+        out.paste(strip.reduce(factor), (0, top // factor))
+        del strip
+    if working == "RGBA" and alpha_min == 255:  # opaque: the same as its RGB twin
+        return out.convert("RGB"), hashers["RGB"].hexdigest()
+    return out, hashers[working].hexdigest()
+
+
 def decode(path, target: int | None = None) -> Decoded:
-    """Decode ``path``; large JPEGs are decoded at reduced size via ``draft``. Alpha is kept
-    only when some pixel is not fully opaque (an opaque RGBA PNG equals its RGB twin)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = Image.open(path)
+    """Decode ``path`` (a regular file of at most MAX_PIXELS) into an upright 8-bit picture.
+
+    Large JPEGs are decoded at reduced size via ``draft``; other images with a side above
+    REDUCE_ABOVE_SIDE are reduced right after decoding. Alpha is kept only when some pixel is
+    not fully opaque (an opaque RGBA PNG equals its RGB twin). Raises on unreadable files.
+    """
+    with open_regular(path) as fp, _open_image(fp) as img:
         size = img.size
         bands = len(img.getbands())
         if target and img.format == "JPEG" and min(size) > 4 * target:
             img.draft("RGB", (2 * target, 2 * target))
         img.load()
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        if rgba.getchannel("A").getextrema()[0] < 255:
-            return Decoded(rgba, size, bands)
-    return Decoded(img.convert("RGB"), size, bands)
+        orientation = _orientation(img)
+        if orientation in (5, 6, 7, 8):  # turned a quarter: width and height swap
+            size = (size[1], size[0])
+        scale = _eight_bit_scale(img)
+        digest = None
+        if max(img.size) > REDUCE_ABOVE_SIDE:
+            picture, digest = _reduce_large(img, scale, orientation)
+        else:
+            picture = _to_eight_bit(img, scale)
+            if _may_have_alpha(picture):
+                rgba = picture.convert("RGBA")
+                picture = rgba if rgba.getchannel("A").getextrema()[0] < 255 else picture.convert("RGB")
+            else:
+                picture = picture.convert("RGB")
+    return Decoded(_upright(picture, orientation), size, bands, digest)
 
 
 def _weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
@@ -225,22 +412,26 @@ def unreadable_metrics(file_size: int | None, error: str) -> dict:
 
 
 def read_image(path, *, resolution: int | None) -> ImageRecord:
-    """Decode and measure one image; never raises for bad files."""
-    import os
-
+    """Decode and measure one image; never raises for bad files (nor blocks on special ones)."""
     try:
-        file_size = os.path.getsize(path)
+        info = os.stat(path)
     except OSError as exc:
         return ImageRecord(unreadable_metrics(None, f"cannot read file: {exc.strerror or exc}"), None, None, "missing")
+    if not stat.S_ISREG(info.st_mode):
+        kind = FILE_KINDS.get(stat.S_IFMT(info.st_mode), "special file")
+        return ImageRecord(unreadable_metrics(None, f"not a regular file: {kind}"), None, None, "special")
+    file_size = info.st_size
     if file_size == 0:
         return ImageRecord(unreadable_metrics(0, "empty file (0 bytes)"), None, None, "empty")
     try:
         decoded = decode(path, resolution)
+    except UnreadableImage as exc:
+        return ImageRecord(unreadable_metrics(file_size, str(exc)), None, None, "refused")
     except Exception as exc:  # PIL raises many types for bad data; all mean "unreadable"
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return ImageRecord(unreadable_metrics(file_size, f"cannot decode image: {message}"), None, None, "decode")
     metrics = measure_decoded(decoded, file_size)
-    metrics["pixel_hash"] = pixel_hash(decoded.picture)
+    metrics["pixel_hash"] = decoded.digest or pixel_hash(decoded.picture)
     rgb = decoded.composite()
     model_input = None
     if resolution:

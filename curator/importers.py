@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import click
 import pandas as pd
 
 from .errors import CuratorError
@@ -14,22 +15,51 @@ from .project import ItemRecord, Project
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
 
+def printable_path(path) -> str:
+    """A path as valid text for messages: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_text(path) -> bool:
+    """Whether ``path`` is valid UTF-8 (os.walk hands other bytes over as lone surrogates,
+    which neither SQLite nor the export files can store)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def scan_folder(source: Path) -> list[tuple[Path, str | None]]:
     """(absolute image path, label) for every image file below ``source``.
 
     The label is the name of the image's parent folder; images directly in ``source`` are
     unlabelled. Files are chosen by extension, so a corrupt ``.png`` is still imported (and
-    later flagged ``unreadable``) while a stray README is not.
+    later flagged ``unreadable``) while a stray README is not; so are named pipes, devices and
+    sockets with an image name (never opened here: ``analyze`` reports them ``unreadable``).
+    Symlinked folders are not followed (no loops). Files whose path is not valid UTF-8 cannot
+    be stored: they are skipped with a one-line warning on stderr.
     """
-    found = []
+    if not _is_text(source):
+        raise CuratorError(f"the folder name {printable_path(source)} is not valid UTF-8; rename it and import again")
+    found, odd = [], []
     for dirpath, dirnames, filenames in os.walk(source):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
             path = Path(dirpath) / name
+            if not _is_text(path):
+                odd.append(path)
+                continue
             label = None if Path(dirpath) == source else Path(dirpath).name
             found.append((path.absolute(), label))
+    if odd:
+        click.echo(
+            f"warning: skipped {len(odd)} image file(s) whose name is not valid UTF-8 (rename them to import them), "
+            f"e.g. {printable_path(odd[0])}",
+            err=True,
+        )
     return found
 
 
@@ -103,10 +133,12 @@ def import_project(source, out, labels_file=None, *, copy: bool = False, overwri
             return records
         copied = []
         for i, r in enumerate(records):
+            if not os.path.isfile(r.location):  # missing, or a pipe/device: analyze reports it where it is
+                copied.append(r)
+                continue
             rel = Path("images") / (r.label or "_unlabelled") / f"{i:07d}{Path(r.location).suffix.lower()}"
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            if Path(r.location).exists():
-                shutil.copy2(r.location, staging / rel)
+            shutil.copy2(r.location, staging / rel)
             copied.append(ItemRecord(r.path, rel.as_posix(), r.label))
         return copied
 
