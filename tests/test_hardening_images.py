@@ -341,3 +341,21 @@ def test_decoding_and_probing_never_open_a_fifo(tmp_path):
     assert results["resolution"] == 96  # the 64x48 images decide; the FIFO is skipped
     assert results["record"].metrics["readable"] == 0
     assert results["record"].metrics["error"] == "not a regular file: a named pipe (FIFO)"
+
+
+def test_explorer_thumbnails_are_upright_and_scaled_like_analyze(tmp_path):
+    """Items 7-8 in the explorer: its grid thumbnails come from the same decoding as analyze (the
+    explorer used to show EXIF-rotated photos on their side and stretch 16-bit images)."""
+    import io
+
+    from curator.explorer.data import thumbnail_bytes
+
+    rotated = tmp_path / "rotated.jpg"
+    with_orientation(pattern(60).resize((120, 80)), rotated, 6)
+    data, _ = thumbnail_bytes(rotated, px=96)
+    assert Image.open(io.BytesIO(data)).size == (64, 96)
+
+    dim = _save(tmp_path / "dim16.png", np.full((80, 80), 257 * 40, dtype=np.uint16))
+    data, _ = thumbnail_bytes(dim, px=96)
+    grey = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+    assert abs(float(grey.mean()) - 40) <= 2  # 257 * 40 is level 40, not stretched to white

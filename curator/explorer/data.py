@@ -526,32 +526,15 @@ def thumbnail_png(path: str | os.PathLike, px: int = THUMB_PX) -> bytes | None:
 
 
 def thumbnail_bytes(path: str | os.PathLike, px: int = THUMB_PX) -> tuple[bytes, str] | None:
-    """A small image (longest side ``px``) made from the file: PNG for small or grey images
-    (tiny ones enlarged with nearest neighbour so pixels stay crisp), JPEG for photos;
-    None when the file cannot be decoded."""
-    import warnings
-
+    """A small image (longest side ``px``) made from the file: PNG for small images (tiny ones
+    enlarged with nearest neighbour so pixels stay crisp), JPEG for photos; None when the file
+    cannot be decoded. Decoded as analyze decodes it (upright, 8-bit, transparency on grey)."""
     from PIL import Image
 
+    from ..imaging import decode
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as img:
-                if img.format == "JPEG":
-                    img.draft("RGB", (px, px))
-                img.load()
-                if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                    rgba = img.convert("RGBA")
-                    im = Image.new("RGB", img.size, (255, 255, 255))
-                    im.paste(rgba, mask=rgba.getchannel("A"))
-                elif img.mode in ("L", "RGB"):
-                    im = img.copy()
-                elif img.mode in ("I;16", "I", "F"):
-                    arr = np.asarray(img, dtype=np.float64)
-                    lo, hi = np.nanmin(arr), np.nanmax(arr)
-                    im = Image.fromarray(np.uint8(np.clip((arr - lo) / max(hi - lo, 1e-9) * 255, 0, 255)))
-                else:
-                    im = img.convert("RGB")
+        im = decode(path, target=px).composite()
         w, h = im.size
         scale = px / max(w, h, 1)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
