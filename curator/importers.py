@@ -99,11 +99,12 @@ def read_labels_file(labels_file: Path) -> pd.DataFrame:
     return df
 
 
-def normalise_path(path: str) -> str:
-    """One spelling per file, for finding it and for the duplicate check: no ``.`` or ``..``
-    segments, no doubled or trailing separators (``./0/a.png`` and ``0//a.png`` are
-    ``0/a.png``); relative paths stay relative."""
-    return os.path.normpath(path)
+def normalised_location(base: str, path: str) -> str:
+    """Where ``path`` (relative to the folder ``base``, which ends in a separator, or absolute)
+    is, spelt one way per file for the duplicate check: no ``.`` or ``..`` segments, no doubled
+    or trailing separators (``./0/a.png``, ``0//a.png`` and ``1/../0/a.png`` are ``base/0/a.png``)."""
+    full = os.path.normpath(path if path.startswith(os.sep) else base + path)
+    return os.sep + full.lstrip(os.sep) if full.startswith(os.sep * 2) else full  # POSIX keeps a leading //
 
 
 class SourceGuard:
@@ -123,7 +124,7 @@ class SourceGuard:
         real_folder = self._folders.get(folder)
         if real_folder is None:
             real_folder = self._folders[folder] = os.path.realpath(folder)
-        real = os.path.join(real_folder, name)
+        real = real_folder.rstrip(os.sep) + os.sep + name
         try:
             st = os.lstat(real)
             if stat.S_ISLNK(st.st_mode):
@@ -162,9 +163,9 @@ def _labelled_records(source: Path, labels_file: Path, guard: SourceGuard, allow
     table = read_labels_file(labels_file)
     records, first_row, outside, missing, special = [], {}, [], [], []
     merged = 0
-    for given, label in zip(table["path"], table["label"]):
-        path = normalise_path(given)
-        full = path if os.path.isabs(path) else os.path.normpath(os.path.join(source, path))
+    base = str(source).rstrip(os.sep) + os.sep
+    for given, label in zip(table["path"].tolist(), table["label"].tolist()):
+        full = normalised_location(base, given)
         if full in first_row:
             prev = first_row[full]
             if prev.label != label:
