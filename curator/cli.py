@@ -50,10 +50,11 @@ def main():
 def import_cmd(source, out, labels_file, copy, force, allow_outside_source):
     """Make a project from a class-per-folder tree, or a folder plus a labels file.
 
-    The labels file is a CSV (separator , ; tab or | is detected) or Parquet file with columns
-    path,label; relative paths are read from SOURCE, and spellings of one file (./a.png, a.png)
-    are one item. Listed files that do not exist are imported (and reported unreadable by
-    analyze) with a note; if none exists the import fails.
+    The labels file is a Parquet file or a CSV (separated by commas, semicolons, tabs or |,
+    found from the header) with columns path,label; relative paths are read from SOURCE. A file
+    listed twice (also as ./a.png and a.png) is one item if both rows give one label, an error
+    otherwise. Listed files that do not exist are imported with a note (analyze reports them
+    unreadable); if none of them exists, the import stops.
     """
     from .analyze import label_check_note
     from .importers import import_project

@@ -121,16 +121,17 @@ class SourceGuard:
     def resolve(self, path: str) -> tuple[str, os.stat_result | None]:
         """(real path, its stat or None when nothing is there) of a normalised absolute path."""
         folder, name = os.path.split(path)
-        real_folder = self._folders.get(folder)
-        if real_folder is None:
-            real_folder = self._folders[folder] = os.path.realpath(folder)
-        real = real_folder.rstrip(os.sep) + os.sep + name
-        try:
+        real = path
+        try:  # ValueError: a NUL byte in the path
+            real_folder = self._folders.get(folder)
+            if real_folder is None:
+                real_folder = self._folders[folder] = os.path.realpath(folder)
+            real = real_folder.rstrip(os.sep) + os.sep + name
             st = os.lstat(real)
             if stat.S_ISLNK(st.st_mode):
                 real = os.path.realpath(real)
                 st = os.stat(real)
-        except OSError:
+        except (OSError, ValueError):
             return real, None
         return real, st
 
@@ -150,7 +151,7 @@ def _refuse_outside(outside: list[tuple[str, str]], what: str):
     path, real = outside[0]
     raise CuratorError(
         f"{what} {len(outside)} file{'s' if len(outside) != 1 else ''} outside SOURCE (first: {path!r} -> "
-        f"{real}); {OUTSIDE_HINT}"
+        f"{real!r}); {OUTSIDE_HINT}"
     )
 
 
@@ -165,6 +166,8 @@ def _labelled_records(source: Path, labels_file: Path, guard: SourceGuard, allow
     merged = 0
     base = str(source).rstrip(os.sep) + os.sep
     for given, label in zip(table["path"].tolist(), table["label"].tolist()):
+        if "\0" in given:  # no file can have it, and the OS refuses such names with ValueError
+            raise CuratorError(f"labels file {labels_file} lists a path with a NUL byte ({given!r}); fix that row")
         full = normalised_location(base, given)
         if full in first_row:
             prev = first_row[full]

@@ -130,6 +130,9 @@ def test_missing_listed_files_are_counted_and_named(curator_cli, source, tmp_pat
     res = curator_cli("import", source, "--out", tmp_path / "q", "--labels", csv)
     assert_one_line_error(res, "none of the 2 files", "x/0.png")
     assert not (tmp_path / "q").exists()
+    # a NUL byte (no file can have one) is a one-line error, not a crash later in analyze
+    csv.write_bytes(b"path,label\n0/0.png,zero\n\"0/\x00.png\",one\n")
+    assert_one_line_error(curator_cli("import", source, "--out", tmp_path / "q", "--labels", csv), "NUL byte")
 
 
 # ------------------------------------------------------------------ 11: one file, one item
