@@ -211,6 +211,11 @@ def _labelled_records(source: Path, labels_file: Path, guard: SourceGuard, allow
     return records, set(first_row)
 
 
+def _source_folder(source) -> Path:
+    """SOURCE absolute and normalised (no ``..``), so every path found below it is too."""
+    return Path(os.path.abspath(os.path.expanduser(source)))
+
+
 def collect_records(source: Path, labels_file: Path | None = None, *, allow_outside_source: bool = False,
                     note: Callable[[str], None] | None = None) -> list[ItemRecord]:
     """Item records for ``curator import``; paths are referenced in place.
@@ -219,7 +224,7 @@ def collect_records(source: Path, labels_file: Path | None = None, *, allow_outs
     paths that lead out of it nor symlinks inside it that point out. ``note`` receives
     one-line remarks for the user (missing files, merged rows)."""
     remarks: list[str] = []  # told only once the import is sure to go ahead: an error stays one line
-    source = Path(os.path.abspath(os.path.expanduser(source)))  # normalised, so every path below is too
+    source = _source_folder(source)
     if not source.exists():
         raise CuratorError(f"source not found: {source}")
     if not source.is_dir():
@@ -262,10 +267,12 @@ def _copy_inside(location: str, dest: Path, guard: SourceGuard, allow_outside: b
 
 def import_project(source, out, labels_file=None, *, copy: bool = False, overwrite: bool = False,
                    allow_outside_source: bool = False, note: Callable[[str], None] | None = None) -> Project:
-    """Create the project ``out`` from ``source``; with ``copy`` the images are copied into it."""
+    """Create the project ``out`` from ``source``; with ``copy`` the images are copied into it.
+    ``note`` gets the remarks on the import (missing files, merged rows) once the project exists."""
+    remarks: list[str] = []
     records = collect_records(Path(source), Path(labels_file) if labels_file else None,
-                              allow_outside_source=allow_outside_source, note=note)
-    guard = SourceGuard(Path(os.path.abspath(os.path.expanduser(source))))
+                              allow_outside_source=allow_outside_source, note=remarks.append)
+    guard = SourceGuard(_source_folder(source))
 
     def build(staging: Path):
         if not copy:
@@ -278,4 +285,7 @@ def import_project(source, out, labels_file=None, *, copy: bool = False, overwri
             copied.append(ItemRecord(r.path, rel.as_posix(), r.label))
         return copied
 
-    return Project.create(out, build, source=str(Path(source).absolute()), overwrite=overwrite)
+    project = Project.create(out, build, source=str(_source_folder(source)), overwrite=overwrite)
+    for message in remarks if note else ():
+        note(message)
+    return project
