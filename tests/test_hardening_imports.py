@@ -204,3 +204,13 @@ def test_wrong_columns_error_lists_found_columns_and_separator(curator_cli, sour
     pd.DataFrame({"path": ["0/0.png"], "label": ["zero"]}).to_parquet(tmp_path / "l.parquet")
     res = curator_cli("import", source, "--out", tmp_path / "r", "--labels", tmp_path / "l.parquet")
     assert res.returncode == 0, res.stderr
+
+
+def test_listed_folders_and_fifos_are_skipped_not_read(curator_cli, source, tmp_path):
+    """Reading a FIFO would block import --copy (and analyze) forever; a folder has nothing to decode."""
+    os.mkfifo(source / "0" / "pipe.png")
+    csv = write_csv(tmp_path / "l.csv", "path,label\n0/0.png,zero\n0/pipe.png,zero\n1,one\n")
+    res = curator_cli("import", source, "--out", tmp_path / "p", "--labels", csv, "--copy", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "skipped 2 listed paths that are not regular files (first: '0/pipe.png', '1')" in res.stderr
+    assert "0/pipe.png" not in labels_by_path(tmp_path / "p")
