@@ -64,6 +64,17 @@ class AnalyzeReport:
     issues: dict
     timings: dict = field(default_factory=dict)
     up_to_date: bool = False
+    notes: list = field(default_factory=list)  # one-line remarks for the user, e.g. checks skipped
+
+
+def label_check_note(classes) -> str | None:
+    """Why the label check cannot run on a project with these classes (None when it can):
+    it needs at least two labelled classes to tell a wrong label from a right one."""
+    if not classes:
+        return "no labels: label checks skipped"
+    if len(classes) < 2:
+        return f"only one class ({classes[0]!r}): label checks skipped"
+    return None
 
 
 def decoded_batches(paths, resolution: int, batch_size: int, threads: int):
@@ -340,11 +351,12 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
     timings: dict = {}
     t_all = time.perf_counter()
     backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings)
+    notes = [n for n in [label_check_note(project.classes)] if n]
     fingerprint = _fingerprint(project, backbone_key, opts)
     stored = project.db.execute("SELECT fingerprint FROM stages WHERE name='issues'").fetchone()
     if stored and stored[0] == fingerprint and project.is_analyzed and project.array_path("projection.npy").exists():
         counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
-        return AnalyzeReport(len(project), processed, reused, counts, timings, up_to_date=True)
+        return AnalyzeReport(len(project), processed, reused, counts, timings, up_to_date=True, notes=notes)
     counts, label_space = find_issues(project, emb_file, opts, timings)
     timings["total"] = round(time.perf_counter() - t_all, 3)
     with transaction(project.db) as c:
@@ -366,4 +378,4 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
         "label_proba_classes": project.classes,
     }
     project.save_manifest()
-    return AnalyzeReport(len(project), processed, reused, counts, timings)
+    return AnalyzeReport(len(project), processed, reused, counts, timings, notes=notes)

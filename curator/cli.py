@@ -45,14 +45,31 @@ def main():
 @click.option("--labels", "labels_file", type=click.Path(path_type=Path), help="CSV or Parquet with path,label columns.")
 @click.option("--copy", is_flag=True, help="Copy the images into the project instead of referencing them in place.")
 @click.option("--force", is_flag=True, help="Replace an existing project folder.")
-def import_cmd(source, out, labels_file, copy, force):
-    """Make a project from a class-per-folder tree, or a folder plus a labels file."""
+@click.option("--allow-outside-source", is_flag=True,
+              help="Also import files outside SOURCE: labels-file paths that lead out of it and symlinks in it "
+                   "that point out (refused by default, so a labels file cannot pull in any file of the machine).")
+def import_cmd(source, out, labels_file, copy, force, allow_outside_source):
+    """Make a project from a class-per-folder tree, or a folder plus a labels file.
+
+    The labels file is a Parquet file or a CSV (separated by commas, semicolons, tabs or |,
+    found from the header) with columns path,label; relative paths are read from SOURCE. A file
+    listed twice (also as ./a.png and a.png) is one item if both rows give one label, an error
+    otherwise. Listed files that do not exist are imported with a note (analyze reports them
+    unreadable); if none of them exists, the import stops.
+    """
+    from .analyze import label_check_note
     from .importers import import_project
 
-    project = import_project(source, out, labels_file, copy=copy, overwrite=force)
+    def note(message):
+        click.echo(f"note: {message}", err=True)
+
+    project = import_project(source, out, labels_file, copy=copy, overwrite=force,
+                             allow_outside_source=allow_outside_source, note=note)
     n = len(project)
     labelled = int(project.items()["label"].notna().sum())
     click.echo(f"created project {project.root} with {n} images ({labelled} labelled, {len(project.classes)} classes)")
+    if label_check_note(project.classes):
+        note(label_check_note(project.classes))
     click.echo(f"next: {command('curator', 'analyze', project.root)}")
 
 
@@ -137,6 +154,8 @@ def analyze(project, backbone, resolution, device, batch_size, workers, projecti
         click.echo(f"{proj.name}: up to date ({report.items} images, nothing changed)")
     else:
         click.echo(f"{proj.name}: analyzed {report.items} images ({report.processed} processed, {report.reused} reused)")
+    for message in report.notes:
+        click.echo(f"note: {message}", err=True)
     _print_counts({t: report.issues.get(t, 0) for t in ISSUE_TYPES})
     click.echo(f"next: {command('curator', 'summary', proj.root)}  |  "
                f"{command('curator', 'export', proj.root, '-o', 'issues.csv')}")
