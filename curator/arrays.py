@@ -79,8 +79,11 @@ def checksum(path: Path) -> str:
     return f"crc32:{crc:08x}"
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):,.0f} MiB"
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):,.1f} {unit}"
+    return f"{n} bytes"
 
 
 def ensure_free_space(folder: Path, needed: int, what: str) -> None:
@@ -88,12 +91,12 @@ def ensure_free_space(folder: Path, needed: int, what: str) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise NotEnoughSpace(
-            f"not enough free disk space for {what}: it needs about {_mib(needed)}, and only {_mib(free)} "
+            f"not enough free disk space for {what}: it needs about {_size(needed)}, and only {_size(free)} "
             f"are free on the disk holding {folder}; free some space (or move the project) and run analyze again"
         )
 
 
-def preallocate(path: Path) -> None:
+def preallocate(path: Path, what: str | None = None) -> None:
     """Give every byte of the file real disk blocks, so writing through a memory map cannot
     hit a full disk (which kills the process with SIGBUS). Filesystems that cannot
     preallocate keep the file as it is."""
@@ -106,10 +109,9 @@ def preallocate(path: Path) -> None:
             fallocate(fh.fileno(), 0, size)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                free = shutil.disk_usage(Path(path).parent).free
                 raise NotEnoughSpace(
-                    f"not enough free disk space for {Path(path).name}: it needs {_mib(size)}, and only {_mib(free)} "
-                    f"are free on the disk holding {Path(path).parent}; free some space and run analyze again"
+                    f"not enough free disk space for {what or Path(path).name}: the disk holding {Path(path).parent} "
+                    f"could not reserve {_size(size)} ({exc.strerror}); free some space and run analyze again"
                 ) from None
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 raise
@@ -127,7 +129,7 @@ def open_array(path: Path, shape: Sequence[int], dtype, *, recreate: bool = Fals
     path = Path(path)
     shape = tuple(int(s) for s in shape)
     if not recreate and problem(path, shape, dtype) is None:
-        preallocate(path)  # an older curator made sparse files: back their holes now
+        preallocate(path, path.name)  # an older curator made sparse files: back their holes now
         return open_memmap(path, mode="r+"), False
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     ensure_free_space(path.parent, nbytes + MARGIN_BYTES + MARGIN_PER_ROW * shape[0], path.name)
@@ -137,7 +139,7 @@ def open_array(path: Path, shape: Sequence[int], dtype, *, recreate: bool = Fals
         arr = open_memmap(tmp, mode="w+", shape=shape, dtype=dtype)
         arr.flush()
         del arr
-        preallocate(Path(tmp))
+        preallocate(Path(tmp), path.name)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
