@@ -312,12 +312,13 @@ def test_simultaneous_array_creation_uses_unique_temporary_files(tmp_path, monke
     made = []
 
     def interleaved(filename, mode="r+", *args, **kwargs):
+        result = real(filename, mode, *args, **kwargs)
         if mode == "w+":
             made.append(os.path.basename(filename))
-            if len(made) == 1:  # the "other process" creates the same file meanwhile
+            if len(made) == 1:  # the "other process" makes the same array before our rename
                 inner, _ = open_array(path, (8, 4), np.uint8, recreate=True)
                 del inner
-        return real(filename, mode, *args, **kwargs)
+        return result
 
     monkeypatch.setattr(npy_format, "open_memmap", interleaved)
     arr, created = open_array(path, (8, 4), np.uint8, recreate=True)
