@@ -203,8 +203,9 @@ _NO_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def write_failure(exc: BaseException, where: Path) -> NotEnoughSpace | ReadOnlyProject | None:
-    """The one-line error for a write that failed because the disk is full or the project is
-    read-only, or None when ``exc`` is something else."""
+    """The one-line error for a write that failed because the disk is full or the project
+    (``where``, a folder or file) is read-only, or None when ``exc`` is something else (a
+    permission error on a file outside the project is not the project being read-only)."""
     full = ro = False
     detail = str(exc)
     if isinstance(exc, sqlite3.Error):
@@ -213,7 +214,16 @@ def write_failure(exc: BaseException, where: Path) -> NotEnoughSpace | ReadOnlyP
     elif isinstance(exc, OSError):
         full = exc.errno in _NO_SPACE
         ro = exc.errno in _NO_WRITE
-        detail = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else (exc.strerror or str(exc))
+        if exc.filename:
+            detail = f"{exc.strerror or exc}: {exc.filename}"
+            inside = Path(where).absolute()
+            target = Path(os.fsdecode(exc.filename)).absolute()
+            if ro and target != inside and inside not in target.parents:
+                return None
+            if full and target != inside and inside not in target.parents:
+                where = target.parent
+        else:
+            detail = exc.strerror or str(exc)
     if full:
         return NotEnoughSpace(
             f"the disk holding {where} is full ({detail}); free some space and run the command again "

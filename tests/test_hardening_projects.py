@@ -174,6 +174,34 @@ def test_readonly_connection_cannot_write(tiny):
     assert Project(tiny, readonly=True).summary()["items"] == 42
 
 
+def test_readonly_open_falls_back_to_immutable_where_sqlite_cannot_make_its_index(tiny, monkeypatch):
+    """Root cannot be denied writing here, so play the refusal SQLite gives in a read-only
+    folder (no -shm can be made) and check the open is retried as an immutable file."""
+    real_connect = sqlite3.connect
+    opened = []
+
+    class NoIndexHere(sqlite3.Connection):
+        def execute(self, *args):
+            exc = sqlite3.OperationalError("attempt to write a readonly database")
+            exc.sqlite_errorcode = 1544  # SQLITE_READONLY_DIRECTORY
+            raise exc
+
+    def connect_spy(database, *args, **kwargs):
+        opened.append(database)
+        if "immutable=1" not in database:
+            kwargs["factory"] = NoIndexHere
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr("curator.store.sqlite3.connect", connect_spy)
+    conn = connect(tiny / "curator.db", readonly=True)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 42
+    finally:
+        conn.close()
+    assert [u.split("?", 1)[1] for u in opened] == ["mode=ro", "mode=ro&immutable=1"]
+    assert all(u.startswith("file:") for u in opened)
+
+
 # ------------------------------------------------------------------ 17: full disk
 def test_not_enough_free_space_is_refused_up_front(tiny, monkeypatch):
     (tiny / "arrays" / "thumbnails.npy").unlink()
@@ -235,6 +263,10 @@ def test_sqlite_disk_full_and_read_only_errors_are_explained(tmp_path):
     assert isinstance(write_failure(ro, tmp_path), ReadOnlyProject)
     assert isinstance(write_failure(OSError(errno.EROFS, "Read-only file system"), tmp_path), ReadOnlyProject)
     assert write_failure(OSError(errno.ENOENT, "No such file"), tmp_path) is None
+    # denied a file outside the project (a model cache, say): not "the project is read-only"
+    assert write_failure(PermissionError(errno.EACCES, "Permission denied", "/elsewhere/x"), tmp_path) is None
+    inside = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "arrays" / "x.npy"))
+    assert isinstance(write_failure(inside, tmp_path), ReadOnlyProject)
 
 
 # ------------------------------------------------------------------ 18: damaged array files
