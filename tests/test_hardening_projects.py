@@ -25,7 +25,7 @@ from curator.errors import CuratorError, DamagedProject, InterruptedRun, NotEnou
 from curator.importers import import_project
 from curator.store import connect, write_failure
 
-from conftest import _curator_command, digit_images, run_curator, write_class_folders
+from conftest import _curator_command, digit_images, write_class_folders
 
 PCA = ("-q", "--projection", "pca", "--workers", "0", "--batch-size", "16")
 
