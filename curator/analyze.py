@@ -5,6 +5,11 @@ Resumability: every batch first flushes its rows of the memory-mapped array file
 commits its metrics together with the keys saying which file version and which backbone
 they came from. A killed run loses at most the batch in flight; the next run redoes only
 items whose keys do not match (new, changed, or never finished).
+
+Safety: one analyze per project at a time (the project lock); the manifest says "incomplete"
+from the first change until the final write, so readers can warn that results are stale;
+array files are checked (shape, size, checksum) before being trusted and rebuilt when not;
+a full disk or a read-only project ends in one line, with the database intact.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,13 +32,14 @@ from .checks.base import FINDING_COLUMNS
 from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
 from .checks.image_checks import BlurryCheck, run_image_checks
 from .checks.labels import LabelIssueCheck, OutlierCheck, choose_label_features
+from .arrays import checksum, open_array, problem
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE, read_image
 from .neighbors import knn, normalize, reduce_dims
-from .project import Project
+from .project import DATABASE, INCOMPLETE, Project
 from .projection import project_2d
 from .shell import command
-from .store import METRIC_COLUMNS, atomic_save_npy, transaction
+from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
 ANALYSIS_VERSION = "7"  # bump when check logic changes so stored issues are recomputed
 # bump when what one decode produces changes (metrics, thumbnails, model input), so stored
@@ -65,6 +73,7 @@ class AnalyzeReport:
     timings: dict = field(default_factory=dict)
     up_to_date: bool = False
     notes: list = field(default_factory=list)  # one-line remarks for the user, e.g. checks skipped
+    rebuilt: list = field(default_factory=list)  # "arrays/<file> (why)" for each damaged file redone
 
 
 def label_check_note(classes) -> str | None:
@@ -119,24 +128,17 @@ def _safe(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
 
 
-def _open_array(path: Path, shape, dtype) -> tuple[np.ndarray, bool]:
-    """Memory-map an array file, creating it (zeros) when missing or of another shape."""
-    from numpy.lib.format import open_memmap
+# the arrays find_issues writes whole (np.save): (name, shape, dtype), None = any size
+OUTPUT_ARRAYS = (("projection.npy", 2, np.float32), ("neighbors.npy", None, np.int32), ("label_proba.npy", None, np.float32))
 
-    if path.exists():
-        try:
-            arr = open_memmap(path, mode="r+")
-            if arr.shape == tuple(shape) and arr.dtype == np.dtype(dtype):
-                return arr, False
-            del arr
-        except (ValueError, OSError):
-            pass
-    tmp = path.with_suffix(".tmp.npy")
-    arr = open_memmap(tmp, mode="w+", shape=tuple(shape), dtype=dtype)
-    arr.flush()
-    del arr
-    os.replace(tmp, path)
-    return open_memmap(path, mode="r+"), True
+
+def _trusted_checksums(project: Project) -> dict:
+    """Checksums of the array files as the last complete analysis left them. None after an
+    unfinished run: it changed the files legitimately, so only their structure is checked."""
+    if project.analysis_incomplete or not project.analysis:
+        return {}
+    sums = project.analysis.get("array_checksums")
+    return dict(sums) if isinstance(sums, dict) else {}
 
 
 def _progress(total, desc, enabled):
@@ -145,8 +147,15 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, leave=True)
 
 
-def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tuple[str, str, int, int]:
-    """Stage 1. Returns (backbone key, embeddings file name, processed count, reused count)."""
+def scan_and_embed(
+    project: Project, opts: AnalyzeOptions, timings: dict, trusted: dict | None = None, rebuilt: list | None = None
+) -> tuple[str, str, int, int]:
+    """Stage 1. Returns (backbone key, embeddings file name, processed count, reused count).
+
+    ``trusted`` maps array file names to the checksums they must have; a damaged thumbnail
+    or embedding file is rebuilt (all items redone) and named in ``rebuilt``."""
+    trusted = trusted or {}
+    rebuilt = rebuilt if rebuilt is not None else []
     items = project.items()
     n = len(items)
     locations = [project.resolve(loc) for loc in items["location"]]
@@ -162,15 +171,26 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
 
     stored = dict(project.db.execute("SELECT item_id, embed_key FROM metrics").fetchall())
     thumbs_path = project.array_path("thumbnails.npy")
-    thumbs, thumbs_new = _open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8)
+    thumbs_problem = problem(thumbs_path, (n, *THUMB_SHAPE), np.uint8, trusted.get(thumbs_path.name))
     emb_file = f"embeddings-{_safe(backbone_key)}.npy"
-    emb_missing = not project.array_path(emb_file).exists()
-    pending = [i for i in range(n) if thumbs_new or emb_missing or stored.get(i) != wanted[i]]
+    emb_path = project.array_path(emb_file)
+    analysis = project.analysis or {}
+    dim = analysis.get("embedding_dim") if analysis.get("embeddings_file") == emb_file else None
+    emb_problem = problem(emb_path, (n, dim), np.float32, trusted.get(emb_file))
+    # a missing file is only news when earlier runs had filled it
+    if thumbs_problem and (thumbs_problem != "missing" or stored):
+        rebuilt.append(f"arrays/{thumbs_path.name} ({thumbs_problem})")
+    if emb_problem and (emb_problem != "missing" or any(stored.get(i) == wanted[i] for i in range(n))):
+        rebuilt.append(f"arrays/{emb_file} ({emb_problem})")
+    pending = [i for i in range(n) if thumbs_problem or emb_problem or stored.get(i) != wanted[i]]
     reused = n - len(pending)
 
     device = resolve_device(opts.device)
     t0 = time.perf_counter()
     if pending:
+        # made (or its free space checked) before the mark: a refusal up front changes nothing
+        thumbs, _ = open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8, recreate=thumbs_problem is not None)
+        project.mark_analysis_started()
         tune_malloc()
         if opts.workers > 0:
             # spinning OpenMP threads starve the decode threads (6x slower forward otherwise)
@@ -179,7 +199,7 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
 
         backbone = load_backbone(opts.backbone, resolution, device)
         timings["model_load"] = round(time.perf_counter() - t0, 3)
-        emb, emb_new = _open_array(project.array_path(emb_file), (n, backbone.dim), np.float32)
+        emb, emb_new = open_array(emb_path, (n, backbone.dim), np.float32, recreate=emb_problem is not None)
         if emb_new and reused:  # a fresh embedding file: everything must be embedded again
             pending, reused = list(range(n)), 0
         batches = decoded_batches([str(locations[i]) for i in pending], resolution, opts.batch_size, opts.workers)
@@ -228,8 +248,8 @@ def scan_and_embed(project: Project, opts: AnalyzeOptions, timings: dict) -> tup
         timings["embed_total"] = round(time.perf_counter() - t_loop, 3)
         timings["cnn_forward"] = round(forward_s, 3)
         del emb
-    del thumbs
-    if not project.array_path(emb_file).exists():
+        del thumbs
+    if not emb_path.exists():
         raise CuratorError("embeddings are missing; run analyze again")
     return backbone_key, emb_file, len(pending), reused
 
@@ -343,39 +363,98 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
 
 
 def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None = None) -> AnalyzeReport:
-    """Analyze a project end to end; cheap when nothing changed since the last run."""
+    """Analyze a project end to end; cheap when nothing changed since the last run.
+
+    Holds the project's lock throughout (a second analyze on the project fails at once with
+    one line); a full disk or a read-only project is one line too, the database intact."""
     opts = options or AnalyzeOptions()
     if opts.batch_size < 1:
         raise CuratorError("--batch-size must be at least 1")
     project = project if isinstance(project, Project) else Project(project)
+    with _explained_write_errors(project), project.analyze_lock():
+        project.reload_manifest()  # as the previous holder of the lock left it
+        return _analyze_locked(project, opts)
+
+
+@contextmanager
+def _explained_write_errors(project: Project):
+    """A full disk, a read-only project or a damaged database: one line, not a traceback."""
+    try:
+        with reporting_damage(project.root / DATABASE):
+            yield
+    except CuratorError:
+        raise
+    except (OSError, sqlite3.Error) as exc:
+        explained = write_failure(exc, project.root)
+        if explained is None:
+            raise
+        raise explained from None
+
+
+def _outputs_problem(project: Project, n: int, trusted: dict) -> str | None:
+    for name, width, dtype in OUTPUT_ARRAYS:
+        why = problem(project.array_path(name), (n, width), dtype, trusted.get(name))
+        if why:
+            return f"arrays/{name} ({why})"
+    return None
+
+
+def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
     timings: dict = {}
+    rebuilt: list[str] = []
     t_all = time.perf_counter()
-    backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings)
+    unfinished_before = project.analysis_incomplete
+    trusted = _trusted_checksums(project)
+    backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings, trusted, rebuilt)
+    n = len(project)
     notes = [n for n in [label_check_note(project.classes)] if n]
     fingerprint = _fingerprint(project, backbone_key, opts)
     stored = project.db.execute("SELECT fingerprint FROM stages WHERE name='issues'").fetchone()
-    if stored and stored[0] == fingerprint and project.is_analyzed and project.array_path("projection.npy").exists():
+    outputs_problem = _outputs_problem(project, n, trusted) if project.is_analyzed else "not analyzed yet"
+    if outputs_problem and project.is_analyzed:
+        rebuilt.append(outputs_problem)
+    issues_current = bool(stored and stored[0] == fingerprint and not outputs_problem and not unfinished_before)
+    if issues_current and not processed and not rebuilt:
         counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
-        return AnalyzeReport(len(project), processed, reused, counts, timings, up_to_date=True, notes=notes)
-    counts, label_space = find_issues(project, emb_file, opts, timings)
-    timings["total"] = round(time.perf_counter() - t_all, 3)
-    with transaction(project.db) as c:
-        c.execute("INSERT OR REPLACE INTO stages(name, fingerprint) VALUES ('issues', ?)", (fingerprint,))
-    dim = int(np.load(project.array_path(emb_file), mmap_mode="r").shape[1])
-    project.manifest["analysis"] = {
-        "backbone": opts.backbone,
-        "backbone_key": backbone_key,
-        "embeddings_file": emb_file,
-        "embedding_dim": dim,
-        "projection": opts.projection,
-        "label_features": label_space,
-        "items": len(project),
-        "issues": {k: int(v) for k, v in counts.items()},
-        "timings": timings,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "curator_version": __version__,
-        "analysis_version": ANALYSIS_VERSION,
-        "label_proba_classes": project.classes,
-    }
+        if not trusted:  # analyzed by a curator that kept no checksums: record them now
+            _save_analysis(project, dict(project.analysis), emb_file)
+        return AnalyzeReport(n, processed, reused, counts, timings, up_to_date=True, notes=notes)
+    project.mark_analysis_started()
+    if issues_current:
+        # same images, labels and backbone: only damaged array files were redone from them,
+        # so the stored issues still hold; refresh the checksums below
+        counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
+        analysis = dict(project.analysis)
+    else:
+        counts, label_space = find_issues(project, emb_file, opts, timings)
+        timings["total"] = round(time.perf_counter() - t_all, 3)
+        with transaction(project.db) as c:
+            c.execute("INSERT OR REPLACE INTO stages(name, fingerprint) VALUES ('issues', ?)", (fingerprint,))
+        dim = int(np.load(project.array_path(emb_file), mmap_mode="r").shape[1])
+        analysis = {
+            "backbone": opts.backbone,
+            "backbone_key": backbone_key,
+            "embeddings_file": emb_file,
+            "embedding_dim": dim,
+            "projection": opts.projection,
+            "label_features": label_space,
+            "items": n,
+            "issues": {k: int(v) for k, v in counts.items()},
+            "timings": timings,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "curator_version": __version__,
+            "analysis_version": ANALYSIS_VERSION,
+            "label_proba_classes": project.classes,
+        }
+    _save_analysis(project, analysis, emb_file)
+    return AnalyzeReport(n, processed, reused, counts, timings, rebuilt=rebuilt, notes=notes)
+
+
+def _save_analysis(project: Project, analysis: dict, emb_file: str) -> None:
+    """Record the analysis with the checksums of its array files, clearing the "incomplete"
+    mark in the same atomic manifest write."""
+    names = ["thumbnails.npy", emb_file] + [name for name, _, _ in OUTPUT_ARRAYS]
+    analysis["array_checksums"] = {name: checksum(project.array_path(name)) for name in names}
+    project.manifest["analysis"] = analysis
+    project.manifest.pop(INCOMPLETE, None)
     project.save_manifest()
-    return AnalyzeReport(len(project), processed, reused, counts, timings, notes=notes)

@@ -154,11 +154,25 @@ def analyze(project, backbone, resolution, device, batch_size, workers, projecti
         click.echo(f"{proj.name}: up to date ({report.items} images, nothing changed)")
     else:
         click.echo(f"{proj.name}: analyzed {report.items} images ({report.processed} processed, {report.reused} reused)")
+    for what in report.rebuilt:
+        click.echo(f"rebuilt damaged or missing {what}")
     for message in report.notes:
         click.echo(f"note: {message}", err=True)
     _print_counts({t: report.issues.get(t, 0) for t in ISSUE_TYPES})
     click.echo(f"next: {command('curator', 'summary', proj.root)}  |  "
                f"{command('curator', 'export', proj.root, '-o', 'issues.csv')}")
+
+
+def _open_for_reading(path) -> "Project":
+    """A project opened read-only (works on read-only folders), warning on stderr when an
+    unfinished analyze may have made its stored results stale."""
+    from .project import Project
+
+    proj = Project(path, readonly=True)
+    warning = proj.stale_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    return proj
 
 
 def _print_counts(counts: dict):
@@ -172,9 +186,7 @@ def _print_counts(counts: dict):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def summary(project, as_json):
     """Issue counts per type and per class."""
-    from .project import Project
-
-    proj = Project(project)
+    proj = _open_for_reading(project)
     info = proj.summary()
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -199,11 +211,10 @@ def summary(project, as_json):
 def export(project, issues, tags, fmt, output):
     """Write the flagged-item list: item_id, path, label, issue, score, severity, suggested_label, group_id, keep."""
     from .export import format_for, write_export
-    from .project import Project
 
     validate_issue_types(issues)
     fmt = format_for(output, fmt)
-    proj = Project(project)
+    proj = _open_for_reading(project)
     proj.require_analyzed()
     frame = proj.export_frame(issues, tags)
     written = write_export(frame, output, fmt)

@@ -2,14 +2,21 @@
 
 WAL mode lets the explorer read while ``analyze`` writes; every write happens inside a
 transaction, so a killed process leaves either the old or the new state, never a mix.
+Commands that only read open the database read-only, so a project on a read-only mount or in
+a shared folder can still be summarised and exported. SQLite errors that mean the file itself
+is damaged become one ``DamagedProject`` line instead of a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import DamagedProject, NotEnoughSpace, ReadOnlyProject
 
 SCHEMA_VERSION = 1
 
@@ -73,23 +80,161 @@ CREATE TABLE IF NOT EXISTS stages (
 """
 
 
-def connect(db_path: Path, *, create: bool = False) -> sqlite3.Connection:
-    """Open the project database in WAL mode (readers never block the writer)."""
-    if not create and not Path(db_path).exists():
+# tables every project database has from its creation on; one missing means a damaged file
+REQUIRED_TABLES = ("meta", "items", "metrics", "issues", "tags", "stages")
+
+
+def connect(db_path: Path, *, create: bool = False, readonly: bool = False) -> sqlite3.Connection:
+    """Open the project database in WAL mode (readers never block the writer).
+
+    ``readonly`` opens it with SQLite's ``mode=ro`` (nothing is written, not even the journal
+    mode), falling back to ``immutable=1`` where the folder is read-only and SQLite cannot
+    create the WAL index beside the file. Raises ``DamagedProject`` for a file that is not a
+    (complete) curator database and ``ReadOnlyProject`` when a writable open is refused.
+    """
+    db_path = Path(db_path)
+    if not create and not db_path.exists():
         raise FileNotFoundError(db_path)
-    conn = sqlite3.connect(str(db_path), timeout=30.0, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    if create:
-        conn.executescript(SCHEMA)
-        conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
-    _add_missing_metric_columns(conn)
+    conn = None
+    try:
+        with reporting_damage(db_path):
+            if readonly:
+                conn = _connect_readonly(db_path)
+            else:
+                conn = sqlite3.connect(str(db_path), timeout=30.0, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError as exc:
+                    raise write_failure(exc, db_path) or exc from None
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            if create:
+                conn.executescript(SCHEMA)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            else:
+                _check_tables(conn, db_path)
+            if not readonly:
+                _add_missing_metric_columns(conn)
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
     return conn
+
+
+def _connect_readonly(db_path: Path) -> sqlite3.Connection:
+    uri = db_path.absolute().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        # a WAL database whose folder we cannot write: no -shm index can be made, so read the
+        # file as it is (what a finished analyze left; nobody can be writing it from here)
+        if _code(exc) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=30.0, isolation_level=None)
+
+
+def _check_tables(conn: sqlite3.Connection, db_path: Path) -> None:
+    have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [t for t in REQUIRED_TABLES if t not in have]
+    if missing:
+        reason = "it is empty" if not have else f"table {missing[0]!r} is missing"
+        raise damaged_database(db_path, reason)
+
+
+def _code(exc: BaseException) -> int | None:
+    """The primary SQLite result code of an sqlite3 error (None for other exceptions)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _causes(exc: BaseException):
+    """The exception and what it wraps (pandas re-raises sqlite3 errors as its own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def damaged_database(db_path: Path, reason) -> DamagedProject:
+    return DamagedProject(
+        f"the project database {db_path} is damaged ({reason}): restore {Path(db_path).name} from a backup, "
+        f"or import the images again with `curator import` and run `curator analyze`"
+    )
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True when an error (or the sqlite3 error it wraps) says the database file is corrupt
+    or not a database at all, as opposed to locked, busy or missing."""
+    for e in _causes(exc):
+        if isinstance(e, sqlite3.DatabaseError):
+            code = _code(e)
+            if code is not None:
+                return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+            text = str(e)
+            return "malformed" in text or "not a database" in text
+    return False
+
+
+@contextmanager
+def reporting_damage(db_path: Path):
+    """Turn errors that mean a damaged database file into one ``DamagedProject`` line."""
+    try:
+        yield
+    except DamagedProject:
+        raise
+    except Exception as exc:
+        if not is_damage(exc):
+            raise
+        reason = next(e for e in _causes(exc) if isinstance(e, sqlite3.DatabaseError))
+        raise damaged_database(db_path, reason) from None
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NO_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def write_failure(exc: BaseException, where: Path) -> NotEnoughSpace | ReadOnlyProject | None:
+    """The one-line error for a write that failed because the disk is full or the project
+    (``where``, a folder or file) is read-only, or None when ``exc`` is something else (a
+    permission error on a file outside the project is not the project being read-only)."""
+    full = ro = False
+    detail = str(exc)
+    if isinstance(exc, sqlite3.Error):
+        full = _code(exc) == sqlite3.SQLITE_FULL
+        ro = _code(exc) == sqlite3.SQLITE_READONLY
+    elif isinstance(exc, OSError):
+        full = exc.errno in _NO_SPACE
+        ro = exc.errno in _NO_WRITE
+        if exc.filename:
+            detail = f"{exc.strerror or exc}: {exc.filename}"
+            inside = Path(where).absolute()
+            target = Path(os.fsdecode(exc.filename)).absolute()
+            if ro and target != inside and inside not in target.parents:
+                return None
+            if full and target != inside and inside not in target.parents:
+                where = target.parent
+        else:
+            detail = exc.strerror or str(exc)
+    if full:
+        return NotEnoughSpace(
+            f"the disk holding {where} is full ({detail}); free some space and run the command again "
+            "(work already finished is kept)"
+        )
+    if ro:
+        return ReadOnlyProject(
+            f"cannot write to {where}: it is read-only ({detail}); copy the project folder somewhere "
+            "writable and use the copy"
+        )
+    return None
 
 
 def _add_missing_metric_columns(conn: sqlite3.Connection) -> None:
