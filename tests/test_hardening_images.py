@@ -262,7 +262,8 @@ def test_fifo_device_and_loops_never_block_import_or_analyze(tmp_path, curator_c
     reported `unreadable` ("not a regular file") without ever being opened; loops end."""
     src = tmp_path / "src"
     special = _special_tree(src)
-    imported = curator_cli("import", src, "--out", tmp_path / "proj", timeout=CLI_TIMEOUT)
+    # the link to /dev/zero leads out of SOURCE, which import refuses without the flag (item 2)
+    imported = curator_cli("import", src, "--out", tmp_path / "proj", "--allow-outside-source", timeout=CLI_TIMEOUT)
     assert imported.returncode == 0, imported.stderr
     assert "with 11 images" in imported.stdout  # 8 ordinary + FIFO + device link + looping link
     analyzed = curator_cli("analyze", tmp_path / "proj", "-q", "--projection", "pca", timeout=CLI_TIMEOUT)
@@ -285,7 +286,7 @@ def test_import_copy_leaves_pipes_and_devices_where_they_are(tmp_path, curator_c
     to /dev/zero would never end; now they keep their original location (analyze reports them)."""
     src = tmp_path / "src"
     special = _special_tree(src)
-    imported = curator_cli("import", src, "--out", tmp_path / "proj", "--copy", timeout=CLI_TIMEOUT)
+    imported = curator_cli("import", src, "--out", tmp_path / "proj", "--copy", "--allow-outside-source", timeout=CLI_TIMEOUT)
     assert imported.returncode == 0, imported.stderr
     with Project(tmp_path / "proj") as project:
         items = project.items().set_index("path")
