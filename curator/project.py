@@ -228,7 +228,7 @@ class Project:
         return (
             f"an analyze started {mark.get('started', '?')} (pid {mark.get('pid', '?')}) has not finished "
             f"(still running, or interrupted): these results are from the analysis finished "
-            f"{self.analysis.get('finished', '?')} and may be stale; run `curator analyze {self.root}` to update them"
+            f"{self.analysis.get('finished', '?')} and may be stale; run `{command('curator', 'analyze', self.root)}` to update them"
         )
 
     def require_analyzed(self) -> None:
@@ -286,7 +286,7 @@ class Project:
         why = array_problem(path, shape, dtype)
         if why is not None:
             raise DamagedProject(
-                f"the project array {path} cannot be used ({why}): run `curator analyze {self.root}` to rebuild it"
+                f"the project array {path} cannot be used ({why}): run `{command('curator', 'analyze', self.root)}` to rebuild it"
             )
         return np.load(path, mmap_mode="r" if mmap else None)
 

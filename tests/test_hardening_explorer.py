@@ -354,3 +354,22 @@ def test_database_damaged_while_running_is_one_line(monkeypatch, copy_project):
     at.run()  # reads the tags from the database
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.error) == 1 and "damaged" in at.error[0].value and "\n" not in at.error[0].value
+
+
+# ------------------------------------------------------------------------------- items 16, 18
+@pytest.mark.parametrize("name", ["neighbors.npy", "embeddings"])
+def test_damaged_array_file_is_one_line_in_the_explorer(monkeypatch, copy_project, name):
+    """A truncated array made the explorer fail with "mmap length is greater than file size"."""
+    root = copy_project()
+    if name == "embeddings":
+        name = json.loads((root / "curator.json").read_text())["analysis"]["embeddings_file"]
+    target = root / "arrays" / name
+    target.write_bytes(target.read_bytes()[:-100])
+    monkeypatch.setenv("CURATOR_PROJECT", str(root))
+    at = AppTest.from_file(str(APP_PATH), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1
+    message = at.error[0].value.replace("\\", "")  # shown escaped: paths are user strings
+    assert name in message and "curator analyze" in message and "\n" not in message
+

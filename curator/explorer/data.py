@@ -168,7 +168,9 @@ class ExplorerData:
     def __init__(self, root: str | os.PathLike):
         self._memo: dict = {}
         self._lock = threading.RLock()
-        with Project(root) as project:
+        # read-only: browsing works on read-only folders; arrays are checked before use, so a
+        # damaged file is one DamagedProject line, not "mmap length is greater than file size"
+        with Project(root, readonly=True) as project:
             project.require_analyzed()
             self.root = project.root
             self.name = project.name
@@ -178,12 +180,13 @@ class ExplorerData:
             metrics = project.metrics()
             issues = project.issues()
             self.projection = np.asarray(project.projection(), dtype=np.float32)
-            nb_path = project.array_path("neighbors.npy")
-            self.neighbors = np.load(nb_path) if nb_path.exists() else np.full((len(items), 0), -1, np.int32)
-            pr_path = project.array_path("label_proba.npy")
-            self.label_proba = np.load(pr_path) if pr_path.exists() else None
-            emb_file = self.analysis.get("embeddings_file")
-            self.embeddings_path = project.array_path(emb_file) if emb_file else None
+            n = len(items)
+            has = lambda name: project.array_path(name).exists()  # noqa: E731
+            self.neighbors = (project.load_array("neighbors.npy", (n, None), np.int32) if has("neighbors.npy")
+                              else np.full((n, 0), -1, np.int32))
+            self.label_proba = (project.load_array("label_proba.npy", (n, None), np.float32)
+                                if has("label_proba.npy") else None)
+            self._embeddings = project.embeddings(mmap=True) if self.analysis.get("embeddings_file") else None
         self.n = len(items)
         if not np.array_equal(items["item_id"].to_numpy(), np.arange(self.n)):
             raise ValueError("item ids are expected to be 0..N-1")
@@ -254,7 +257,7 @@ class ExplorerData:
 
     def available_metrics(self) -> list[str]:
         keys = [k for k in METRICS if k in self._metric_values or k in ("uniqueness", "label_confidence")]
-        if self.embeddings_path is None or not self.embeddings_path.exists() or self.neighbors.shape[1] == 0:
+        if self._embeddings is None or self.neighbors.shape[1] == 0:
             keys.remove("uniqueness")
         if self.label_proba is None or not len(self.classes):
             keys.remove("label_confidence")
@@ -262,9 +265,9 @@ class ExplorerData:
 
     def _uniqueness(self) -> np.ndarray:
         out = np.full(self.n, np.nan)
-        if self.embeddings_path is None or not self.embeddings_path.exists() or self.neighbors.shape[1] == 0:
+        if self._embeddings is None or self.neighbors.shape[1] == 0:
             return out
-        emb = np.load(self.embeddings_path, mmap_mode="r")
+        emb = self._embeddings
         nn = self.neighbors[:, 0].astype(np.int64)
         rows = np.nonzero((nn >= 0) & self.readable)[0]
         for start in range(0, len(rows), 8192):
@@ -481,7 +484,7 @@ def preload(root: str | os.PathLike, first_pages: int = 48) -> None:
 
 # ---------------------------------------------------------------------------------- tags
 def read_tags(root: str | os.PathLike) -> pd.DataFrame:
-    with Project(root) as p:
+    with Project(root, readonly=True) as p:
         return p.tags()
 
 
@@ -497,7 +500,7 @@ def write_tags(root: str | os.PathLike, item_ids: Iterable[int], tag: str, *, re
 
 def export_frame(root: str | os.PathLike, issues: Sequence[str] = (), tags: Sequence[str] = ()) -> pd.DataFrame:
     """Exactly what ``curator export`` writes (same function)."""
-    with Project(root) as p:
+    with Project(root, readonly=True) as p:
         return p.export_frame(issues, tags)
 
 
