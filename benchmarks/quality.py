@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -246,7 +247,9 @@ def run_cli(*args) -> tuple[float, float]:
     """Run the curator CLI; (wall seconds, CPU seconds of the child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    res = subprocess.run(["curator", *map(str, args)], capture_output=True, text=True)
+    # the curator script of this interpreter's environment, so the benchmark works without an activated venv
+    exe = shutil.which("curator", path=str(Path(sys.executable).parent)) or "curator"
+    res = subprocess.run([exe, *map(str, args)], capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"curator {' '.join(map(str, args))} failed ({res.returncode}):\n{res.stderr[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -308,8 +311,6 @@ def bench_source(name: str, args, workdir: Path, peers_mod) -> dict:
         outliers = []
     root = workdir / name
     images, project = root / "images", root / "project"
-    import shutil
-
     shutil.rmtree(root, ignore_errors=True)
     images.mkdir(parents=True)
     planted = plant(src, images, args.seed, outliers)
