@@ -41,7 +41,7 @@ from .projection import project_2d
 from .shell import command
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
-ANALYSIS_VERSION = "7"  # bump when check logic changes so stored issues are recomputed
+ANALYSIS_VERSION = "8"  # bump when check logic changes so stored issues are recomputed
 # bump when what one decode produces changes (metrics, thumbnails, model input), so stored
 # per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background;
 # 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced
@@ -304,7 +304,12 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     reference = np.full(n, np.nan)
     if len(readable) > 1:
         neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
-        reference[readable] = BlurryCheck().local_reference(metrics["sharpness"].to_numpy(), neighbour_ids)
+        blur = BlurryCheck()
+        sharpness = metrics["sharpness"].to_numpy()
+        local = blur.local_reference(sharpness, neighbour_ids)
+        by_class = blur.class_reference(sharpness, metrics["label"].to_numpy())[readable]
+        with np.errstate(invalid="ignore"):
+            reference[readable] = np.fmin(local, by_class)  # the lower of the two; NaN only if both are
     metrics["sharpness_reference"] = reference
     findings = run_image_checks(metrics)
     exact = ExactDuplicateCheck().find(metrics)

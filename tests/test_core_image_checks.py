@@ -318,3 +318,34 @@ def test_measure_directly_on_pil_image_matches_read_image(tmp_path):
     for key in ("brightness", "brightness_high", "brightness_low", "contrast", "sharpness", "entropy"):
         assert direct[key] == pytest.approx(rec.metrics[key])
     assert pixel_hash(rgb) == rec.metrics["pixel_hash"]
+
+
+def test_naturally_soft_class_is_not_blurry_but_a_blurred_member_is(photo_crops, tmp_path):
+    """A class of naturally soft images (think retina scans beside sharp photos) measured against
+    the dataset alone looks blurry; against its own class (``class_reference``, which analyze
+    combines with the thumbnail neighbours) it is fine, and a blurred member still stands out."""
+    sharp = [c.resize((160, 120), Image.LANCZOS) for c in photo_crops]
+    # upsampled 3x: smooth content, no pixel-level detail, like a class of soft scans
+    soft = [c.resize((53, 40), Image.BICUBIC).resize((160, 120), Image.BICUBIC) for c in photo_crops[:6]]
+    blurred = soft[0].filter(ImageFilter.GaussianBlur(2))
+    metrics = metrics_frame(sharp + soft + [blurred], tmp_path)
+    labels = np.array(["sharp"] * 12 + ["soft"] * 7, dtype=object)
+    soft_ids, blurred_id = set(range(12, 18)), 18
+
+    alone = flagged(BlurryCheck(), metrics)  # dataset median only: the soft class is flagged
+    assert soft_ids & set(alone)
+
+    check = BlurryCheck()
+    m = metrics.copy()
+    m["sharpness_reference"] = check.class_reference(m["sharpness"].to_numpy(), labels)
+    hits = flagged(check, m)
+    assert set(hits) == {blurred_id}, hits
+
+
+def test_class_reference_needs_a_label_and_five_members():
+    check = BlurryCheck()
+    sharpness = np.array([1.0, 1.1, 0.9, 1.0, 1.2, 0.5, 0.6, 0.4])
+    labels = np.array(["a"] * 5 + ["b", "b", None], dtype=object)
+    ref = check.class_reference(sharpness, labels)
+    assert ref[:5] == pytest.approx([1.0] * 5)
+    assert np.isnan(ref[5:]).all()

@@ -122,9 +122,13 @@ class BlurryCheck(ImageCheck):
     the finest scale missing (``fine_detail``: Laplacian energy at full over half resolution).
 
     Natural sharpness varies a lot with content (thick vs thin strokes, close-ups vs
-    landscapes), so the reference is local when available: the median sharpness of the
-    image's nearest neighbours in thumbnail space (column ``sharpness_reference``, see
-    :meth:`local_reference`; the dataset median where no neighbour qualifies). Flagged
+    landscapes), so the reference is local when available: the lower of the median sharpness
+    of the image's nearest neighbours in thumbnail space and the median sharpness of its class
+    (column ``sharpness_reference``, see :meth:`local_reference` and :meth:`class_reference`;
+    the dataset median where neither exists). The lower of the two, so that an image of a
+    naturally soft class (retina scans, sky) is not called blurry because it resembles sharp
+    images of other classes, nor a soft crop of a sharp class because its look-alikes are
+    sharp. Flagged
     when sharpness < ``local_ratio`` x that reference AND < ``global_ratio`` x the dataset
     median (without a local reference, < ``fallback_ratio`` x the dataset median), AND, for
     images of at least 24 px, fine_detail < ``detail_ratio`` x its dataset median or below
@@ -136,12 +140,12 @@ class BlurryCheck(ImageCheck):
     """
 
     name = "blurry"
-    local_ratio: float = 0.75
+    local_ratio: float = 0.5
     global_ratio: float = 0.5
     fallback_ratio: float = 0.5
     detail_ratio: float = 0.7
     detail_floor: float = 0.45
-    neighbour_floor: float = 0.3
+    neighbour_floor: float = 0.15
     min_contrast: float = 0.02
     severe_ratio: float = 0.5
 
@@ -158,6 +162,19 @@ class BlurryCheck(ImageCheck):
         with warnings.catch_warnings():  # rows with no qualifying neighbour give NaN, as meant
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmedian(values, axis=1)
+
+    def class_reference(self, sharpness: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Median sharpness of each image's class (labels: any hashable, None/NaN = no label),
+        leaving out images below ``neighbour_floor`` x the dataset median as
+        :meth:`local_reference` does; NaN for unlabelled images and classes with fewer than
+        five measured images."""
+        sharpness = np.asarray(sharpness, dtype=float)
+        frame = pd.DataFrame({"s": sharpness, "label": labels})
+        floor = self.neighbour_floor * np.nanmedian(sharpness)
+        kept = frame[(frame["s"] >= floor) & frame["label"].notna()]
+        sizes = kept.groupby("label")["s"].transform("size")
+        medians = kept[sizes >= 5].groupby("label")["s"].median()
+        return frame["label"].map(medians).to_numpy(dtype=float)
 
     def score_and_flags(self, m):
         s = m["sharpness"].to_numpy()
