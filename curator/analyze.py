@@ -39,6 +39,8 @@ from .neighbors import knn, normalize, reduce_dims
 from .project import DATABASE, INCOMPLETE, Project
 from .projection import project_2d
 from .shell import command
+from .stage_status import StageStatus
+from .native_env import single_threaded_blas
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
 ANALYSIS_VERSION = "7"  # bump when check logic changes so stored issues are recomputed
@@ -185,18 +187,15 @@ def scan_and_embed(
     pending = [i for i in range(n) if thumbs_problem or emb_problem or stored.get(i) != wanted[i]]
     reused = n - len(pending)
 
-    device = resolve_device(opts.device)
     t0 = time.perf_counter()
     if pending:
+        # only now: resolving the device imports torch (~0.5 GB, seconds), which a re-run
+        # with nothing to embed never needs
+        device = resolve_device(opts.device)
         # made (or its free space checked) before the mark: a refusal up front changes nothing
         thumbs, _ = open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8, recreate=thumbs_problem is not None)
         project.mark_analysis_started()
-        tune_malloc()
-        if opts.workers > 0:
-            # spinning OpenMP threads starve the decode threads (6x slower forward otherwise)
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        import torch
-
+        tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
         backbone = load_backbone(opts.backbone, resolution, device)
         timings["model_load"] = round(time.perf_counter() - t0, 3)
         emb, emb_new = open_array(emb_path, (n, backbone.dim), np.float32, recreate=emb_problem is not None)
@@ -281,60 +280,59 @@ def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
 def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> tuple[dict, str]:
     """Stage 2: every check, neighbours, label issues and projection; one write at the end.
     Returns the issue counts and the name of the feature space the label check used."""
+    status = StageStatus(timings, enabled=opts.progress)
     metrics = project.metrics()
     n = len(metrics)
     readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
     empty_nbrs = (np.full((len(readable), 1), -1), np.full((len(readable), 1), -np.inf))
 
-    t = time.perf_counter()
-    emb = np.load(project.array_path(emb_file), mmap_mode="r")
-    x = normalize(np.asarray(emb[readable]))
-    x_pca = normalize(reduce_dims(x, 256))
-    # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
-    # exactly the directions in which out-of-domain images differ (outliers vanish)
-    x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
-    thumbs = np.asarray(project.thumbnails())
-    t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128))
-    k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
-    nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
-    t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
-    timings["neighbours"] = round(time.perf_counter() - t, 3)
+    with status.stage("neighbours"):
+        emb = np.load(project.array_path(emb_file), mmap_mode="r")
+        x = normalize(np.asarray(emb[readable]))
+        x_pca = normalize(reduce_dims(x, 256))
+        # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
+        # exactly the directions in which out-of-domain images differ (outliers vanish)
+        x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
+        thumbs = np.asarray(project.thumbnails())
+        t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128))
+        k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
+        nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
+        t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
 
-    t = time.perf_counter()
-    reference = np.full(n, np.nan)
-    if len(readable) > 1:
-        neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
-        reference[readable] = BlurryCheck().local_reference(metrics["sharpness"].to_numpy(), neighbour_ids)
-    metrics["sharpness_reference"] = reference
-    findings = run_image_checks(metrics)
-    exact = ExactDuplicateCheck().find(metrics)
-    findings.append(exact)
-    n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
-    candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8)])
-    findings.append(NearDuplicateCheck().find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
-    timings["image_checks_duplicates"] = round(time.perf_counter() - t, 3)
+    with status.stage("duplicates"):
+        reference = np.full(n, np.nan)
+        if len(readable) > 1:
+            neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
+            reference[readable] = BlurryCheck().local_reference(metrics["sharpness"].to_numpy(), neighbour_ids)
+        metrics["sharpness_reference"] = reference
+        findings = run_image_checks(metrics)
+        exact = ExactDuplicateCheck().find(metrics)
+        findings.append(exact)
+        n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
+        candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8)])
+        findings.append(NearDuplicateCheck().find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
 
-    t = time.perf_counter()
-    classes = project.classes
-    class_index = {c: i for i, c in enumerate(classes)}
-    labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
-    # which features carry the labels best depends on the data: CNN + standardised pixels on
-    # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
-    label_space, label_features, lab_idx, lab_sim = choose_label_features(
-        {"cnn+pixels": np.hstack([x_pca, t_feat]) / np.sqrt(2.0), "cnn": x_pca}, labels)
-    # an image-level defect explains an odd embedding: do not report it again as a wrong label
-    defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
-    skip = np.isin(readable, list(defective))
-    label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim, skip)
-    findings.append(label_findings)
-    findings.append(OutlierCheck().find(readable, nbr_sim))
-    timings["labels_outliers"] = round(time.perf_counter() - t, 3)
+    with status.stage("labels"), single_threaded_blas():
+        classes = project.classes
+        class_index = {c: i for i, c in enumerate(classes)}
+        labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
+        # which features carry the labels best depends on the data: CNN + standardised pixels on
+        # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
+        label_space, label_features, lab_idx, lab_sim = choose_label_features(
+            {"cnn+pixels": np.hstack([x_pca, t_feat]) / np.sqrt(2.0), "cnn": x_pca}, labels)
+        # an image-level defect explains an odd embedding: do not report it again as a wrong label
+        defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
+        skip = np.isin(readable, list(defective))
+        label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim, skip)
+        findings.append(label_findings)
 
-    t = time.perf_counter()
-    coords = np.full((n, 2), np.nan, dtype=np.float32)
-    if len(readable):
-        coords[readable] = project_2d(x_pca, nbr_idx[:, :NEIGHBOURS], nbr_sim[:, :NEIGHBOURS], method=opts.projection)
-    timings["projection"] = round(time.perf_counter() - t, 3)
+    with status.stage("outliers"):
+        findings.append(OutlierCheck().find(readable, nbr_sim))
+
+    with status.stage("projection"):
+        coords = np.full((n, 2), np.nan, dtype=np.float32)
+        if len(readable):
+            coords[readable] = project_2d(x_pca, nbr_idx[:, :NEIGHBOURS], nbr_sim[:, :NEIGHBOURS], method=opts.projection)
 
     # full-length neighbour table (item ids) for "show similar" in the explorer
     near = nbr_idx[:, :NEIGHBOURS]

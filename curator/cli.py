@@ -159,6 +159,11 @@ def analyze(project, backbone, resolution, device, batch_size, workers, projecti
     for message in report.notes:
         click.echo(f"note: {message}", err=True)
     _print_counts({t: report.issues.get(t, 0) for t in ISSUE_TYPES})
+    if not report.up_to_date:
+        from .stage_status import summary_lines
+
+        for line in summary_lines(report.timings):
+            click.echo(line)
     click.echo(f"next: {command('curator', 'summary', proj.root)}  |  "
                f"{command('curator', 'export', proj.root, '-o', 'issues.csv')}")
 
