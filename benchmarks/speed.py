@@ -104,7 +104,7 @@ def main(argv=None):
     print(f"  process wall time          {wall:7.1f} s  (incl. python/torch start-up and model load)")
     print(f"  analyze total              {timings['total']:7.1f} s  -> {args.n / timings['total']:6.1f} img/s")
     print(f"  excluding model load       {work_s:7.1f} s  -> {args.n / work_s:6.1f} img/s")
-    for key in ("model_load", "embed_total", "cnn_forward", "neighbours", "image_checks_duplicates", "labels_outliers", "projection"):
+    for key in ("model_load", "embed_total", "cnn_forward", "neighbours", "duplicates", "labels", "outliers", "projection"):
         if key in timings:
             print(f"    {key:<24} {timings[key]:7.2f} s")
     print(f"  pure CNN forward           {fwd:7.1f} img/s  ({cnn_only:.1f} s for {args.n})")
