@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_backbone, resolve_device, tune_malloc
+from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_embedder, tune_malloc
 from .checks.base import FINDING_COLUMNS
 from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
 from .checks.image_checks import BlurryCheck, run_image_checks
@@ -62,6 +62,7 @@ class AnalyzeOptions:
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 = inline (fastest for small images on 2 cores)
     projection: str = "umap"
+    runtime: str = "auto"  # auto (onnxruntime for the default backbone on CPU, else torch), onnx, torch
     progress: bool = True
     stop_after_batches: int | None = None  # testing hook: simulate an interruption
 
@@ -150,7 +151,8 @@ def _progress(total, desc, enabled):
 
 
 def scan_and_embed(
-    project: Project, opts: AnalyzeOptions, timings: dict, trusted: dict | None = None, rebuilt: list | None = None
+    project: Project, opts: AnalyzeOptions, timings: dict, trusted: dict | None = None, rebuilt: list | None = None,
+    notes: list | None = None,
 ) -> tuple[str, str, int, int]:
     """Stage 1. Returns (backbone key, embeddings file name, processed count, reused count).
 
@@ -189,15 +191,15 @@ def scan_and_embed(
 
     t0 = time.perf_counter()
     if pending:
-        # only now: resolving the device imports torch (~0.5 GB, seconds), which a re-run
-        # with nothing to embed never needs
-        device = resolve_device(opts.device)
         # made (or its free space checked) before the mark: a refusal up front changes nothing
         thumbs, _ = open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8, recreate=thumbs_problem is not None)
         project.mark_analysis_started()
         tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
-        backbone = load_backbone(opts.backbone, resolution, device)
-        timings["model_load"] = round(time.perf_counter() - t0, 3)
+        # only now: loading a backbone (torch: ~0.5 GB, seconds) is needless on a re-run with
+        # nothing to embed; onnxruntime (the default on CPU) spares torch altogether
+        backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes,
+                                         StageStatus(timings, enabled=opts.progress))
+        timings["model_load"] = round(time.perf_counter() - t0 - timings.get("onnx_export", 0.0), 3)
         emb, emb_new = open_array(emb_path, (n, backbone.dim), np.float32, recreate=emb_problem is not None)
         if emb_new and reused:  # a fresh embedding file: everything must be embedded again
             pending, reused = list(range(n)), 0
@@ -403,9 +405,10 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
     t_all = time.perf_counter()
     unfinished_before = project.analysis_incomplete
     trusted = _trusted_checksums(project)
-    backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings, trusted, rebuilt)
+    notes: list[str] = []
+    backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings, trusted, rebuilt, notes)
     n = len(project)
-    notes = [n for n in [label_check_note(project.classes)] if n]
+    notes += [n for n in [label_check_note(project.classes)] if n]
     fingerprint = _fingerprint(project, backbone_key, opts)
     stored = project.db.execute("SELECT fingerprint FROM stages WHERE name='issues'").fetchone()
     outputs_problem = _outputs_problem(project, n, trusted) if project.is_analyzed else "not analyzed yet"

@@ -21,7 +21,7 @@ STAGES = (
     ("outliers", "outliers"),
     ("projection", "projection"),
 )
-STAGE_LABELS = dict(STAGES)
+STAGE_LABELS = dict(STAGES, onnx_export="preparing the ONNX model (once per machine)")
 
 
 def format_seconds(seconds: float) -> str:
@@ -87,6 +87,8 @@ def summary_lines(timings: dict) -> list[str]:
     """``time:`` lines for the CLI summary: the per-image stage, then each dataset-level stage
     that ran, then the total."""
     lines = []
+    if "onnx_export" in timings:
+        lines.append(("ONNX export", timings["onnx_export"]))
     if "model_load" in timings:
         lines.append(("model load", timings["model_load"]))
     if "embed_total" in timings:

