@@ -288,53 +288,58 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
     empty_nbrs = (np.full((len(readable), 1), -1), np.full((len(readable), 1), -np.inf))
 
-    with status.stage("neighbours"):
-        emb = np.load(project.array_path(emb_file), mmap_mode="r")
-        x = normalize(np.asarray(emb[readable]))
-        x_pca = normalize(reduce_dims(x, 256))
-        # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
-        # exactly the directions in which out-of-domain images differ (outliers vanish)
-        x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
-        thumbs = np.asarray(project.thumbnails())
-        t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128))
-        k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
-        nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
-        t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
+    status.begin("neighbours")
+    emb = np.load(project.array_path(emb_file), mmap_mode="r")
+    x = normalize(np.asarray(emb[readable]))
+    x_pca = normalize(reduce_dims(x, 256))
+    # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
+    # exactly the directions in which out-of-domain images differ (outliers vanish)
+    x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
+    thumbs = np.asarray(project.thumbnails())
+    t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128))
+    k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
+    nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
+    t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
+    status.end()
 
-    with status.stage("duplicates"):
-        reference = np.full(n, np.nan)
-        if len(readable) > 1:
-            neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
-            reference[readable] = BlurryCheck().local_reference(metrics["sharpness"].to_numpy(), neighbour_ids)
-        metrics["sharpness_reference"] = reference
-        findings = run_image_checks(metrics)
-        exact = ExactDuplicateCheck().find(metrics)
-        findings.append(exact)
-        n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
-        candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8)])
-        findings.append(NearDuplicateCheck().find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
+    status.begin("duplicates")
+    reference = np.full(n, np.nan)
+    if len(readable) > 1:
+        neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
+        reference[readable] = BlurryCheck().local_reference(metrics["sharpness"].to_numpy(), neighbour_ids)
+    metrics["sharpness_reference"] = reference
+    findings = run_image_checks(metrics)
+    exact = ExactDuplicateCheck().find(metrics)
+    findings.append(exact)
+    n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
+    candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8)])
+    findings.append(NearDuplicateCheck().find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
+    status.end()
 
-    with status.stage("labels"), single_threaded_blas():
-        classes = project.classes
-        class_index = {c: i for i, c in enumerate(classes)}
-        labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
-        # which features carry the labels best depends on the data: CNN + standardised pixels on
-        # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
-        label_space, label_features, lab_idx, lab_sim = choose_label_features(
-            {"cnn+pixels": np.hstack([x_pca, t_feat]) / np.sqrt(2.0), "cnn": x_pca}, labels)
-        # an image-level defect explains an odd embedding: do not report it again as a wrong label
-        defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
-        skip = np.isin(readable, list(defective))
+    status.begin("labels")
+    classes = project.classes
+    class_index = {c: i for i, c in enumerate(classes)}
+    labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
+    # which features carry the labels best depends on the data: CNN + standardised pixels on
+    # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
+    label_space, label_features, lab_idx, lab_sim = choose_label_features(
+        {"cnn+pixels": np.hstack([x_pca, t_feat]) / np.sqrt(2.0), "cnn": x_pca}, labels)
+    # an image-level defect explains an odd embedding: do not report it again as a wrong label
+    defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
+    skip = np.isin(readable, list(defective))
+    with single_threaded_blas():  # small matrices: threads only wait on each other (10-40x on a busy machine)
         label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim, skip)
-        findings.append(label_findings)
+    findings.append(label_findings)
+    status.end()
+    status.begin("outliers")
+    findings.append(OutlierCheck().find(readable, nbr_sim))
+    status.end()
 
-    with status.stage("outliers"):
-        findings.append(OutlierCheck().find(readable, nbr_sim))
-
-    with status.stage("projection"):
-        coords = np.full((n, 2), np.nan, dtype=np.float32)
-        if len(readable):
-            coords[readable] = project_2d(x_pca, nbr_idx[:, :NEIGHBOURS], nbr_sim[:, :NEIGHBOURS], method=opts.projection)
+    status.begin("projection")
+    coords = np.full((n, 2), np.nan, dtype=np.float32)
+    if len(readable):
+        coords[readable] = project_2d(x_pca, nbr_idx[:, :NEIGHBOURS], nbr_sim[:, :NEIGHBOURS], method=opts.projection)
+    status.end()
 
     # full-length neighbour table (item ids) for "show similar" in the explorer
     near = nbr_idx[:, :NEIGHBOURS]

@@ -32,10 +32,12 @@ def format_seconds(seconds: float) -> str:
 
 
 class StageStatus:
-    """``with status.stage("labels"): ...`` times the block into ``timings["labels"]`` and
-    shows it on ``stream`` (stderr) unless disabled (``--quiet``)."""
+    """``status.begin("labels") ... status.end()`` (or ``with status.stage("labels"):``) times
+    the stage into ``timings["labels"]`` and shows it on ``stream`` (stderr) unless disabled
+    (``--quiet``). On a terminal a daemon thread ticks the elapsed time once a second."""
 
     def __init__(self, timings: dict, enabled: bool = True, stream=None, tick: float = 1.0):
+        self._key = None
         self.timings = timings
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
@@ -52,35 +54,51 @@ class StageStatus:
         except (OSError, ValueError):  # a closed or broken stream must not stop the analysis
             pass
 
+    def begin(self, key: str) -> None:
+        """Start timing (and showing) stage ``key``; ends the previous one if still open."""
+        if getattr(self, "_key", None) is not None:
+            self.end()
+        self._key, self._label = key, STAGE_LABELS.get(key, key)
+        self._start = time.perf_counter()
+        self._stop = threading.Event()
+        self._ticker = None
+        if not self.enabled:
+            return
+        if self._interactive():
+            self._write(f"{self._label} …")
+            label, start, stop = self._label, self._start, self._stop
+
+            def tick():
+                while not stop.wait(self.tick):
+                    self._write(f"\r{label} … {format_seconds(time.perf_counter() - start)}")
+
+            self._ticker = threading.Thread(target=tick, name="curator-stage-status", daemon=True)
+            self._ticker.start()
+        else:
+            self._write(f"{self._label} …\n")
+
+    def end(self) -> float:
+        """Stop the open stage: record its time, print its ``done`` line. Returns the seconds."""
+        elapsed = time.perf_counter() - self._start
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        self.timings[self._key] = round(elapsed, 3)
+        if self.enabled:
+            prefix = "\r\033[K" if self._interactive() else ""
+            self._write(f"{prefix}{self._label} … done in {format_seconds(elapsed)}\n")
+        self._key = None
+        return elapsed
+
     @contextmanager
     def stage(self, key: str):
-        label = STAGE_LABELS.get(key, key)
-        start = time.perf_counter()
-        stop = threading.Event()
-        ticker = None
-        if self.enabled:
-            if self._interactive():
-                self._write(f"{label} …")
-
-                def tick():
-                    while not stop.wait(self.tick):
-                        self._write(f"\r{label} … {format_seconds(time.perf_counter() - start)}")
-
-                ticker = threading.Thread(target=tick, name="curator-stage-status", daemon=True)
-                ticker.start()
-            else:
-                self._write(f"{label} …\n")
+        """``with status.stage(key):`` = begin(key) ... end(), also when the block raises
+        (the ticking line must not outlive the stage)."""
+        self.begin(key)
         try:
             yield
         finally:
-            elapsed = time.perf_counter() - start
-            stop.set()
-            if ticker is not None:
-                ticker.join()
-            self.timings[key] = round(elapsed, 3)
-            if self.enabled:
-                prefix = "\r\033[K" if self._interactive() else ""
-                self._write(f"{prefix}{label} … done in {format_seconds(elapsed)}\n")
+            self.end()
 
 
 def summary_lines(timings: dict) -> list[str]:

@@ -192,3 +192,29 @@ def test_batchnorm_folding_keeps_the_features():
     with torch.inference_mode():
         a, b = net.extract_features(x).mean((2, 3)), folded.extract_features(x).mean((2, 3))
     assert torch.nn.functional.cosine_similarity(a, b).min().item() > 1 - 1e-5
+
+
+def test_terminal_status_line_ticks_and_stops():
+    import io
+    import threading
+    import time as _time
+
+    from curator.stage_status import StageStatus
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out, timings = Terminal(), {}
+    status = StageStatus(timings, stream=out, tick=0.05)
+    status.begin("labels")
+    _time.sleep(0.3)
+    status.end()
+    text = out.getvalue()
+    assert text.startswith("labels …") and "\rlabels … 0." in text  # the elapsed time ticks
+    assert text.endswith(" done in 0.3 s\n") and 0.25 <= timings["labels"] < 2
+    with pytest.raises(RuntimeError):
+        with status.stage("projection"):
+            raise RuntimeError("boom")
+    assert "projection" in timings
+    assert not [t for t in threading.enumerate() if t.name == "curator-stage-status"]  # no ticker left
