@@ -212,7 +212,10 @@ def test_terminal_status_line_ticks_and_stops():
     status.end()
     text = out.getvalue()
     assert text.startswith("labels …") and "\rlabels … 0." in text  # the elapsed time ticks
-    assert text.endswith(" done in 0.3 s\n") and 0.25 <= timings["labels"] < 2
+    import re
+
+    assert re.search(r"\r\033\[Klabels … done in \d+\.\d s\n$", text), text
+    assert 0.25 <= timings["labels"] < 5
     with pytest.raises(RuntimeError):
         with status.stage("projection"):
             raise RuntimeError("boom")
