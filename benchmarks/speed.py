@@ -1,17 +1,27 @@
-"""Speed of `curator analyze` on N small generated images, split by stage, next to the CNN's
-pure forward throughput.
+"""Speed of `curator analyze`, split by stage, next to the CNN's pure forward throughput, and
+(``--peers``) next to cleanvision and fastdup on the same images, interleaved.
 
-    python benchmarks/speed.py [--n 5000] [--workdir DIR] [--batch-size 32] [--workers 1]
+    python benchmarks/speed.py [--n 5000] [--photos 0] [--runtime auto] [--workdir DIR]
+    python benchmarks/speed.py --n 5000 --peers [--reps 2]        # + cleanvision, fastdup
+    python benchmarks/speed.py --setup-peers                       # make their venvs (~1 GB)
 
-Images: scikit-learn digits upscaled to 32x32 with random shifts, noise and contrast, so
-that no two are identical. The analyze run is a fresh `curator analyze` process, as a user
-would run it; its stage timings come from the project manifest.
+Images: ``--n`` small images (scikit-learn digits upscaled to 32x32 with random shifts, noise
+and contrast, so no two are identical), or ``--photos N`` JPEGs of about 300x200 px (random
+crops of scikit-learn's two sample photos, rescaled, recoloured and noised). Every tool runs
+in a fresh process, as a user would run it; its CPU-seconds (user + sys of the process and
+its children, from wait4) are reported beside the wall time, because CPU time is far steadier
+than wall time on a shared machine. The load average is printed next to every figure.
+
+Peers run in their own virtual environments (``.bench-venv-cleanvision``,
+``.bench-venv-fastdup`` in the repository, or ``$CURATOR_PEER_VENVS/<tool>``) so their pins
+never touch curator's environment; ``--setup-peers`` creates them with pip.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +32,29 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+REPO = Path(__file__).resolve().parents[1]
+CURATOR = [sys.executable, "-m", "curator.cli"]
+PEERS = {"cleanvision": ["cleanvision"], "fastdup": ["fastdup"]}
+
+# each peer's whole check of a folder, as its README shows it (run in the peer's venv)
+PEER_SCRIPTS = {
+    "cleanvision": """
+import sys
+from cleanvision import Imagelab
+lab = Imagelab(data_path=sys.argv[1])
+lab.find_issues()
+print(int(lab.issue_summary["num_images"].sum()))
+""",
+    "fastdup": """
+import sys, fastdup
+fd = fastdup.create(work_dir=sys.argv[2], input_dir=sys.argv[1])
+fd.run(overwrite=True, verbose=False)
+print(len(fd.invalid_instances()))
+""",
+}
+
+
+# ---------------------------------------------------------------------------- images
 
 def make_images(root: Path, n: int, seed: int = 0) -> None:
     from sklearn.datasets import load_digits
@@ -38,13 +71,72 @@ def make_images(root: Path, n: int, seed: int = 0) -> None:
         Image.fromarray(arr).save(p)
 
 
-def forward_throughput(resolution: int, batch: int, seconds: float = 8.0) -> float:
+def make_photos(root: Path, n: int, seed: int = 0) -> None:
+    """``n`` JPEGs of about 300x200 px in two classes (which sample photo they come from)."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images  # two 427x640 colour photos
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        k = int(rng.integers(len(photos)))
+        src = photos[k]
+        h, w = int(rng.integers(150, 400)), int(rng.integers(225, 600))
+        y, x = int(rng.integers(0, src.shape[0] - h + 1)), int(rng.integers(0, src.shape[1] - w + 1))
+        crop = src[y : y + h, x : x + w].astype(np.float32) * rng.uniform(0.7, 1.2, size=3)
+        crop = np.clip(crop + rng.normal(0, 5, crop.shape), 0, 255).astype(np.uint8)
+        out_w, out_h = int(rng.integers(280, 321)), int(rng.integers(180, 221))
+        p = root / f"photo{k}" / f"{i:05d}.jpg"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(crop).resize((out_w, out_h), Image.BILINEAR).save(p, quality=90)
+
+
+# ---------------------------------------------------------------------------- measuring
+
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def measured(cmd, env=None, cwd=None) -> dict:
+    """Run ``cmd``; its wall time, CPU-seconds (user + sys, children included) and peak RSS."""
+    before = load()
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t
+    # communicate() reaped it: the children's rusage delta is this process's (one at a time)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} failed ({proc.returncode}): {err.strip()[-800:]}")
+    return {"wall": wall, "stdout": out, "stderr": err, "load": before}
+
+
+class ChildClock:
+    """CPU-seconds and peak RSS of the children reaped between two calls."""
+
+    def __init__(self):
+        import resource
+
+        self._resource = resource
+        self.mark()
+
+    def mark(self):
+        r = self._resource.getrusage(self._resource.RUSAGE_CHILDREN)
+        self._cpu = r.ru_utime + r.ru_stime
+
+    def since(self) -> float:
+        r = self._resource.getrusage(self._resource.RUSAGE_CHILDREN)
+        cpu = r.ru_utime + r.ru_stime - self._cpu
+        self.mark()
+        return cpu
+
+
+def forward_throughput(resolution: int, batch: int, runtime: str, seconds: float = 8.0) -> float:
+    """Pure CNN forward (img/s) on random input, in a fresh process, with the runtime analyze uses."""
     code = f"""
-import time, torch
-from curator.backbones import tune_malloc, load_backbone
+import time, numpy as np
+from curator.backbones import tune_malloc, load_embedder
 tune_malloc()
-bb = load_backbone(resolution={resolution})
-x = torch.randn({batch}, 3, {resolution}, {resolution})
+bb, device = load_embedder("efficientnet-lite0", {resolution}, "auto", {runtime!r})
+x = bb.prepare(np.random.default_rng(0).integers(0, 255, ({batch}, {resolution}, {resolution}, 3), dtype=np.uint8), device)
 bb.forward(x); bb.forward(x)
 t = time.perf_counter(); n = 0
 while time.perf_counter() - t < {seconds}:
@@ -56,7 +148,7 @@ print(n / (time.perf_counter() - t))
 
 
 def warm_global_stages(project: Path) -> dict:
-    """Global-stage timings with imports and numba JIT already paid (second run in a process)."""
+    """Dataset-level stage timings with imports and numba JIT already paid (second run in a process)."""
     code = f"""
 import json
 from curator import Project
@@ -64,61 +156,134 @@ from curator.analyze import AnalyzeOptions, find_issues
 p = Project({str(project)!r})
 for _ in range(2):
     t = {{}}
-    find_issues(p, p.analysis["embeddings_file"], AnalyzeOptions(), t)
+    find_issues(p, p.analysis["embeddings_file"], AnalyzeOptions(progress=False), t)
 print(json.dumps(t))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# ---------------------------------------------------------------------------- peers
+
+def peer_venv(tool: str) -> Path:
+    base = os.environ.get("CURATOR_PEER_VENVS")
+    return Path(base) / tool if base else REPO / f".bench-venv-{tool}"
+
+
+def peer_python(tool: str) -> Path | None:
+    py = peer_venv(tool) / "bin" / "python"
+    if py.exists() and subprocess.run([str(py), "-c", f"import {tool}"], capture_output=True).returncode == 0:
+        return py
+    return None
+
+
+def setup_peers() -> None:
+    for tool, packages in PEERS.items():
+        if peer_python(tool):
+            print(f"{tool}: ready at {peer_venv(tool)}")
+            continue
+        subprocess.run([sys.executable, "-m", "venv", str(peer_venv(tool))], check=True)
+        subprocess.run([str(peer_venv(tool) / "bin" / "python"), "-m", "pip", "install", "-q", *packages], check=True)
+        print(f"{tool}: {'ready' if peer_python(tool) else 'FAILED to import'} at {peer_venv(tool)}")
+
+
+def run_peer(tool: str, images: Path, work: Path, clock: ChildClock) -> dict:
+    py = peer_python(tool)
+    script = work / f"run_{tool}.py"
+    script.write_text(PEER_SCRIPTS[tool])
+    out_dir = work / f"{tool}-out"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    clock.mark()
+    r = measured([str(py), str(script), str(images), str(out_dir)])
+    r["cpu"] = clock.since()
+    return r
+
+
+# ---------------------------------------------------------------------------- main
+
+def run_curator(images: Path, project: Path, args, clock: ChildClock) -> dict:
+    shutil.rmtree(project, ignore_errors=True)
+    subprocess.run(CURATOR + ["import", str(images), "--out", str(project)], check=True, capture_output=True)
+    clock.mark()
+    cmd = CURATOR + ["analyze", str(project), "-q", "--batch-size", str(args.batch_size), "--workers", str(args.workers),
+                     "--runtime", args.runtime]
+    if args.resolution:
+        cmd += ["--resolution", str(args.resolution)]
+    r = measured(cmd)
+    r["cpu"] = clock.since()
+    r["timings"] = json.loads((project / "curator.json").read_text())["analysis"]["timings"]
+    return r
+
+
+def line(name: str, n: int, r: dict) -> str:
+    return (f"  {name:<12} {r['wall']:7.1f} s wall {n / r['wall']:7.1f} img/s   {r['cpu']:7.1f} CPU-s "
+            f"{1000 * r['cpu'] / n:6.2f} CPU-ms/img   (load {r['load']})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--n", type=int, default=5000, help="small generated images (ignored with --photos)")
+    ap.add_argument("--photos", type=int, default=0, help="use N generated ~300x200 JPEGs instead")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--resolution", type=int, default=96, help="what analyze picks by default for 32x32 images")
+    ap.add_argument("--resolution", type=int, default=None, help="default: what analyze picks (96 px small, 224 photos)")
+    ap.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto")
+    ap.add_argument("--peers", action="store_true", help="also run cleanvision and fastdup, interleaved")
+    ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every tool")
+    ap.add_argument("--setup-peers", action="store_true", help="create the peers' venvs and exit")
     args = ap.parse_args(argv)
+    if args.setup_peers:
+        setup_peers()
+        return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="curator-speed-"))
+    work.mkdir(parents=True, exist_ok=True)
     images, project = work / "images", work / "speed"
     shutil.rmtree(images, ignore_errors=True)
-    shutil.rmtree(project, ignore_errors=True)
-    make_images(images, args.n)
-    subprocess.run(["curator", "import", str(images), "--out", str(project)], check=True, capture_output=True)
+    n = args.photos or args.n
+    (make_photos if args.photos else make_images)(images, n)
+    resolution = args.resolution or (224 if args.photos else 96)
+    tools = ["curator"]
+    if args.peers:
+        for tool in PEERS:
+            if peer_python(tool):
+                tools.append(tool)
+            else:
+                print(f"note: {tool} skipped: no venv at {peer_venv(tool)} (run: python benchmarks/speed.py --setup-peers)")
+    clock = ChildClock()
+    results = {tool: [] for tool in tools}
+    for _ in range(args.reps):  # interleaved: every tool once per round
+        for tool in tools:
+            if tool == "curator":
+                results[tool].append(run_curator(images, project, args, clock))
+            else:
+                results[tool].append(run_peer(tool, images, work, clock))
 
-    t = time.perf_counter()
-    subprocess.run(["curator", "analyze", str(project), "-q", "--batch-size", str(args.batch_size),
-                    "--workers", str(args.workers), "--resolution", str(args.resolution)], check=True, capture_output=True)
-    wall = time.perf_counter() - t
-    timings = json.loads((project / "curator.json").read_text())["analysis"]["timings"]
-    t = time.perf_counter()
-    subprocess.run(["curator", "analyze", str(project), "-q"], check=True, capture_output=True)
-    rerun = time.perf_counter() - t
+    kind = "JPEGs of ~300x200" if args.photos else "images of 32x32"
+    print(f"analyze of {n} {kind} at {resolution}px, batch {args.batch_size}, {args.workers} worker(s), runtime {args.runtime}")
+    for tool in tools:
+        for r in results[tool]:
+            print(line(tool, n, r))
+    best = {tool: min(results[tool], key=lambda r: r["cpu"]) for tool in tools}
+    for tool in tools[1:]:
+        print(f"  curator / {tool}: CPU-s ratio {best['curator']['cpu'] / best[tool]['cpu']:.2f}, "
+              f"img/s ratio {best[tool]['wall'] / best['curator']['wall']:.2f} (best of each; < 1 CPU = curator cheaper)")
 
-    fwd = forward_throughput(args.resolution, args.batch_size)
-    warm = warm_global_stages(project)
-    load = timings.get("model_load", 0.0)
-    work_s = timings["total"] - load
-    cnn_only = args.n / fwd
-    print(f"analyze of {args.n} images of 32x32 at {args.resolution}px, batch {args.batch_size}, {args.workers} worker(s)")
-    print(f"  process wall time          {wall:7.1f} s  (incl. python/torch start-up and model load)")
-    print(f"  analyze total              {timings['total']:7.1f} s  -> {args.n / timings['total']:6.1f} img/s")
-    print(f"  excluding model load       {work_s:7.1f} s  -> {args.n / work_s:6.1f} img/s")
-    for key in ("model_load", "embed_total", "cnn_forward", "neighbours", "image_checks_duplicates", "labels_outliers", "projection"):
+    cur = best["curator"]
+    timings = cur["timings"]
+    fwd = forward_throughput(resolution, args.batch_size, args.runtime)
+    print(f"  pure CNN forward {fwd:7.1f} img/s (load {load()}): end to end is {n / cur['wall'] / fwd:.2f}x of it")
+    for key in ("onnx_export", "model_load", "embed_total", "cnn_forward", "neighbours", "duplicates", "labels",
+                "outliers", "projection", "total"):
         if key in timings:
             print(f"    {key:<24} {timings[key]:7.2f} s")
-    print(f"  pure CNN forward           {fwd:7.1f} img/s  ({cnn_only:.1f} s for {args.n})")
-    print(f"  everything but the forward adds {100 * (work_s - cnn_only) / cnn_only:5.1f}% to it (incl. imports + numba JIT)")
-    warm_total = sum(warm.values())
-    cold_total = sum(timings[k] for k in warm)
-    jit = cold_total - warm_total
-    loop_extra = timings["embed_total"] - timings["cnn_forward"]
-    print(f"  global stages warm (JIT and imports paid): {warm_total:.2f} s {warm}")
-    print(f"  one-time imports + JIT in the cold run: {jit:.1f} s")
-    print(f"  excluding model load/JIT: {args.n / (work_s - jit):6.1f} img/s; non-forward work "
-          f"(decode+metrics {loop_extra:.1f} s + global {warm_total:.1f} s) adds "
-          f"{100 * (loop_extra + warm_total) / timings['cnn_forward']:.0f}% to the in-run forward ({timings['cnn_forward']:.1f} s)")
-    print(f"  re-run with nothing changed: {rerun:.1f} s")
+    warm = warm_global_stages(project)
+    cold = sum(timings.get(k, 0.0) for k in warm)
+    print(f"  dataset-level stages warm (imports and JIT paid): {sum(warm.values()):.2f} s "
+          f"{ {k: round(v, 2) for k, v in warm.items()} }; cold in the run: {cold:.2f} s")
+    clock.mark()
+    rerun = measured(CURATOR + ["analyze", str(project), "-q"])
+    print(f"  re-run with nothing changed: {rerun['wall']:.1f} s wall, {clock.since():.1f} CPU-s (load {rerun['load']})")
     print(f"(work files in {work})")
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_backbone, resolve_device, tune_malloc
+from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_embedder, tune_malloc
 from .checks.base import FINDING_COLUMNS
 from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
 from .checks.image_checks import BlurryCheck, run_image_checks
@@ -39,6 +39,8 @@ from .neighbors import knn, normalize, reduce_dims
 from .project import DATABASE, INCOMPLETE, Project
 from .projection import project_2d
 from .shell import command
+from .stage_status import StageStatus
+from .native_env import single_threaded_blas
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
 ANALYSIS_VERSION = "8"  # bump when check logic changes so stored issues are recomputed
@@ -60,6 +62,7 @@ class AnalyzeOptions:
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 = inline (fastest for small images on 2 cores)
     projection: str = "umap"
+    runtime: str = "auto"  # auto (onnxruntime for the default backbone on CPU, else torch), onnx, torch
     progress: bool = True
     stop_after_batches: int | None = None  # testing hook: simulate an interruption
 
@@ -148,7 +151,8 @@ def _progress(total, desc, enabled):
 
 
 def scan_and_embed(
-    project: Project, opts: AnalyzeOptions, timings: dict, trusted: dict | None = None, rebuilt: list | None = None
+    project: Project, opts: AnalyzeOptions, timings: dict, trusted: dict | None = None, rebuilt: list | None = None,
+    notes: list | None = None,
 ) -> tuple[str, str, int, int]:
     """Stage 1. Returns (backbone key, embeddings file name, processed count, reused count).
 
@@ -185,20 +189,17 @@ def scan_and_embed(
     pending = [i for i in range(n) if thumbs_problem or emb_problem or stored.get(i) != wanted[i]]
     reused = n - len(pending)
 
-    device = resolve_device(opts.device)
     t0 = time.perf_counter()
     if pending:
         # made (or its free space checked) before the mark: a refusal up front changes nothing
         thumbs, _ = open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8, recreate=thumbs_problem is not None)
         project.mark_analysis_started()
-        tune_malloc()
-        if opts.workers > 0:
-            # spinning OpenMP threads starve the decode threads (6x slower forward otherwise)
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        import torch
-
-        backbone = load_backbone(opts.backbone, resolution, device)
-        timings["model_load"] = round(time.perf_counter() - t0, 3)
+        tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
+        # only now: loading a backbone (torch: ~0.5 GB, seconds) is needless on a re-run with
+        # nothing to embed; onnxruntime (the default on CPU) spares torch altogether
+        backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes,
+                                         StageStatus(timings, enabled=opts.progress))
+        timings["model_load"] = round(time.perf_counter() - t0 - timings.get("onnx_export", 0.0), 3)
         emb, emb_new = open_array(emb_path, (n, backbone.dim), np.float32, recreate=emb_problem is not None)
         if emb_new and reused:  # a fresh embedding file: everything must be embedded again
             pending, reused = list(range(n)), 0
@@ -281,12 +282,13 @@ def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
 def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> tuple[dict, str]:
     """Stage 2: every check, neighbours, label issues and projection; one write at the end.
     Returns the issue counts and the name of the feature space the label check used."""
+    status = StageStatus(timings, enabled=opts.progress)
     metrics = project.metrics()
     n = len(metrics)
     readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
     empty_nbrs = (np.full((len(readable), 1), -1), np.full((len(readable), 1), -np.inf))
 
-    t = time.perf_counter()
+    status.begin("neighbours")
     emb = np.load(project.array_path(emb_file), mmap_mode="r")
     x = normalize(np.asarray(emb[readable]))
     x_pca = normalize(reduce_dims(x, 256))
@@ -298,9 +300,9 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
     nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
     t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
-    timings["neighbours"] = round(time.perf_counter() - t, 3)
+    status.end()
 
-    t = time.perf_counter()
+    status.begin("duplicates")
     reference = np.full(n, np.nan)
     if len(readable) > 1:
         neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
@@ -317,9 +319,9 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
     candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8)])
     findings.append(NearDuplicateCheck().find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
-    timings["image_checks_duplicates"] = round(time.perf_counter() - t, 3)
+    status.end()
 
-    t = time.perf_counter()
+    status.begin("labels")
     classes = project.classes
     class_index = {c: i for i, c in enumerate(classes)}
     labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
@@ -330,16 +332,19 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     # an image-level defect explains an odd embedding: do not report it again as a wrong label
     defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
     skip = np.isin(readable, list(defective))
-    label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim, skip)
+    with single_threaded_blas():  # small matrices: threads only wait on each other (10-40x on a busy machine)
+        label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim, skip)
     findings.append(label_findings)
+    status.end()
+    status.begin("outliers")
     findings.append(OutlierCheck().find(readable, nbr_sim))
-    timings["labels_outliers"] = round(time.perf_counter() - t, 3)
+    status.end()
 
-    t = time.perf_counter()
+    status.begin("projection")
     coords = np.full((n, 2), np.nan, dtype=np.float32)
     if len(readable):
         coords[readable] = project_2d(x_pca, nbr_idx[:, :NEIGHBOURS], nbr_sim[:, :NEIGHBOURS], method=opts.projection)
-    timings["projection"] = round(time.perf_counter() - t, 3)
+    status.end()
 
     # full-length neighbour table (item ids) for "show similar" in the explorer
     near = nbr_idx[:, :NEIGHBOURS]
@@ -410,9 +415,10 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
     t_all = time.perf_counter()
     unfinished_before = project.analysis_incomplete
     trusted = _trusted_checksums(project)
-    backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings, trusted, rebuilt)
+    notes: list[str] = []
+    backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings, trusted, rebuilt, notes)
     n = len(project)
-    notes = [n for n in [label_check_note(project.classes)] if n]
+    notes += [n for n in [label_check_note(project.classes)] if n]
     fingerprint = _fingerprint(project, backbone_key, opts)
     stored = project.db.execute("SELECT fingerprint FROM stages WHERE name='issues'").fetchone()
     outputs_problem = _outputs_problem(project, n, trusted) if project.is_analyzed else "not analyzed yet"

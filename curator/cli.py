@@ -139,8 +139,11 @@ def download(names, target_dir, list_only, force):
 @click.option("--workers", type=int, default=0, show_default=True,
               help="Image-decoding threads running ahead of the CNN (0 = decode inline; try 1-2 for large JPEGs).")
 @click.option("--projection", type=click.Choice(["umap", "pca"]), default="umap", show_default=True)
+@click.option("--runtime", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True,
+              help="What runs the CNN: auto = onnxruntime for the default backbone on the CPU (exported once "
+                   "into the user cache), torch otherwise.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def analyze(project, backbone, resolution, device, batch_size, workers, projection, quiet):
+def analyze(project, backbone, resolution, device, batch_size, workers, projection, runtime, quiet):
     """Embed every image, compute quality metrics and issues, and the 2D projection."""
     from .analyze import AnalyzeOptions
     from .analyze import analyze as run
@@ -148,7 +151,8 @@ def analyze(project, backbone, resolution, device, batch_size, workers, projecti
 
     proj = Project(project)
     opts = AnalyzeOptions(backbone=backbone, resolution=resolution, device=device, batch_size=batch_size,
-                          workers=workers, projection=projection, progress=not quiet)
+                          workers=workers, projection=projection, runtime=runtime,
+                          progress=not quiet)
     report = run(proj, opts)
     if report.up_to_date:
         click.echo(f"{proj.name}: up to date ({report.items} images, nothing changed)")
@@ -159,6 +163,11 @@ def analyze(project, backbone, resolution, device, batch_size, workers, projecti
     for message in report.notes:
         click.echo(f"note: {message}", err=True)
     _print_counts({t: report.issues.get(t, 0) for t in ISSUE_TYPES})
+    if not report.up_to_date:
+        from .stage_status import summary_lines
+
+        for line in summary_lines(report.timings):
+            click.echo(line)
     click.echo(f"next: {command('curator', 'summary', proj.root)}  |  "
                f"{command('curator', 'export', proj.root, '-o', 'issues.csv')}")
 

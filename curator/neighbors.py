@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .native_env import single_threaded_blas
+
 EXACT_LIMIT = 100_000
 
 
@@ -23,7 +25,8 @@ def reduce_dims(x: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
     # covariance + eigh is O(N D^2) and 2-3x faster than randomized SVD when N >> D
     solver = "covariance_eigh" if x.shape[0] > 2 * x.shape[1] else "randomized"
     pca = PCA(n_components=dims, svd_solver=solver, random_state=seed)
-    return np.ascontiguousarray(pca.fit_transform(x), dtype=np.float32)
+    with single_threaded_blas():  # 2 s instead of 12-24 s for 5000x1280 -> 256 on a busy machine
+        return np.ascontiguousarray(pca.fit_transform(x), dtype=np.float32)
 
 
 def build_index(x: np.ndarray):

