@@ -1,0 +1,106 @@
+"""Leakage between two splits: test (B) images that are exact or near copies of training (A)
+images.
+
+Exact copies are found by the decoded-pixel hash both analyses stored. Near copies use the
+within-project verification (:func:`curator.checks.duplicates.cross_split_matches`): for every
+B image its few nearest A images in CNN space and in thumbnail space are the candidates (a
+faiss search, never all pairs), each candidate is aligned and compared, and a pair is kept
+when it is close in absolute terms and clearly closer than the B image's next-closest A
+picture. A's own duplicate groups (from its analysis) count as one picture, so a training set
+holding two copies of a picture does not hide a test copy of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .checks.duplicates import cross_split_matches
+
+LEAK_COLUMNS = ("path_a", "path_b", "label_a", "label_b", "kind", "score", "item_a", "item_b")
+CNN_CANDIDATES = 5  # nearest A images per B image in CNN space that are verified
+THUMB_CANDIDATES = 5  # and in thumbnail space (digit-like images: pixels beat CNN cosine)
+
+
+def picture_groups(n: int, issues: pd.DataFrame) -> np.ndarray:
+    """(n,) an id per item saying which picture it shows: items joined by the project's own
+    exact_duplicate / near_duplicate groups share one id, every other item has its own."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    dup = issues[issues["issue"].isin(["exact_duplicate", "near_duplicate"]) & issues["group_id"].notna()]
+    if dup.empty:
+        return np.arange(n, dtype=np.int64)
+    gids = pd.factorize(dup["issue"].astype(str) + ":" + dup["group_id"].astype(str))[0]
+    items = dup["item_id"].to_numpy(dtype=np.int64)
+    # bipartite item -- group graph; its components are the pictures
+    rows = np.concatenate([items, n + gids])
+    cols = np.concatenate([n + gids, items])
+    size = n + int(gids.max()) + 1
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(size, size))
+    _, comp = connected_components(graph, directed=False)
+    return comp[:n].astype(np.int64)
+
+
+def exact_leaks(a, b) -> pd.DataFrame:
+    """Every (B item, A item) pair with identical decoded pixels."""
+    fa = a.frame.loc[a.frame["readable"] & a.frame["pixel_hash"].notna(), ["item_id", "pixel_hash"]]
+    fb = b.frame.loc[b.frame["readable"] & b.frame["pixel_hash"].notna(), ["item_id", "pixel_hash"]]
+    m = fb.merge(fa, on="pixel_hash", suffixes=("_b", "_a"))
+    return pd.DataFrame({"item_a": m["item_id_a"].to_numpy(np.int64), "item_b": m["item_id_b"].to_numpy(np.int64),
+                         "kind": "exact_duplicate", "score": 1.0})
+
+
+def near_leaks(a, b, cnn_nbrs: np.ndarray, thumb_nbrs: np.ndarray, skip_b: np.ndarray) -> pd.DataFrame:
+    """Verified near copies. ``cnn_nbrs`` / ``thumb_nbrs``: (len(b.readable), k) nearest A
+    positions (into ``a.readable``) of every readable B item, nearest first; ``skip_b``: B
+    item ids already leaked exactly."""
+    q = np.repeat(b.readable, CNN_CANDIDATES + THUMB_CANDIDATES)
+    r = np.concatenate([cnn_nbrs[:, :CNN_CANDIDATES], thumb_nbrs[:, :THUMB_CANDIDATES]], axis=1).ravel()
+    keep = (r >= 0) & ~np.isin(q, skip_b)
+    pairs = np.unique(np.stack([q[keep], a.readable[r[keep]]], axis=1), axis=0)
+    if len(pairs) == 0:
+        return pd.DataFrame(columns=["item_a", "item_b", "kind", "score"])
+    ib, inv_b = np.unique(pairs[:, 0], return_inverse=True)
+    ia, inv_a = np.unique(pairs[:, 1], return_inverse=True)
+    thumbs = np.concatenate([np.asarray(b.thumbs[ib]), np.asarray(a.thumbs[ia])])
+    sides = np.concatenate([b.sides[ib], a.sides[ia]])
+    local = np.stack([inv_b.ravel(), len(ib) + inv_a.ravel()], axis=1)
+    diffs, ok = cross_split_matches(thumbs, sides, local, a.pictures[pairs[:, 1]])
+    found = pairs[ok]
+    return pd.DataFrame({"item_a": found[:, 1], "item_b": found[:, 0], "kind": "near_duplicate",
+                         "score": np.round(1.0 - diffs[ok].astype(np.float64), 4)})
+
+
+def find_leaks(a, b, cnn_nbrs: np.ndarray, thumb_nbrs: np.ndarray) -> pd.DataFrame:
+    """One row per leaked (B item, A item) pair: exact copies, then near copies (a near copy
+    of an A image is also listed against that image's exact copies in A), pairs whose labels
+    differ first within each kind, then by score."""
+    exact = exact_leaks(a, b)
+    near = near_leaks(a, b, cnn_nbrs, thumb_nbrs, exact["item_b"].unique())
+    if len(near):
+        hashes = a.frame.set_index("item_id")["pixel_hash"]
+        same = a.frame.loc[a.frame["pixel_hash"].notna(), ["item_id", "pixel_hash"]]
+        twins = near.assign(pixel_hash=hashes.reindex(near["item_a"]).to_numpy()).merge(same, on="pixel_hash")
+        twins = twins.loc[twins["item_id"] != twins["item_a"]].assign(item_a=lambda t: t["item_id"])
+        near = pd.concat([near, twins[near.columns]], ignore_index=True).drop_duplicates(["item_a", "item_b"])
+    leaks = pd.concat([f for f in (exact, near) if len(f)], ignore_index=True) if len(exact) or len(near) else \
+        pd.DataFrame(columns=["item_a", "item_b", "kind", "score"])
+    fa = a.frame.set_index("item_id")
+    fb = b.frame.set_index("item_id")
+    leaks["item_a"] = leaks["item_a"].astype(np.int64)
+    leaks["item_b"] = leaks["item_b"].astype(np.int64)
+    leaks["path_a"] = fa["path"].reindex(leaks["item_a"]).to_numpy()
+    leaks["path_b"] = fb["path"].reindex(leaks["item_b"]).to_numpy()
+    leaks["label_a"] = fa["label"].reindex(leaks["item_a"]).to_numpy()
+    leaks["label_b"] = fb["label"].reindex(leaks["item_b"]).to_numpy()
+    leaks["score"] = leaks["score"].astype(float)
+    differ = leaks["label_a"].astype(object).fillna("") != leaks["label_b"].astype(object).fillna("")
+    leaks = leaks.assign(_order=leaks["kind"].map({"exact_duplicate": 0, "near_duplicate": 1}), _same=~differ)
+    leaks = leaks.sort_values(["_order", "_same", "score", "item_b", "item_a"], ascending=[True, True, False, True, True])
+    return leaks.reindex(columns=list(LEAK_COLUMNS)).reset_index(drop=True)
+
+
+def labels_differ(leaks: pd.DataFrame) -> pd.Series:
+    """True where a leaked pair's labels differ (the worst case: one of them is mislabelled)."""
+    return leaks["label_a"].astype(object).fillna("") != leaks["label_b"].astype(object).fillna("")
