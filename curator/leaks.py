@@ -73,9 +73,9 @@ def near_leaks(a, b, cnn_nbrs: np.ndarray, thumb_nbrs: np.ndarray, skip_b: np.nd
 
 
 def find_leaks(a, b, cnn_nbrs: np.ndarray, thumb_nbrs: np.ndarray) -> pd.DataFrame:
-    """One row per leaked (B item, A item) pair: exact copies, then near copies (a near copy
-    of an A image is also listed against that image's exact copies in A), pairs whose labels
-    differ first within each kind, then by score."""
+    """One row per leaked (B item, A item) pair (a near copy of an A image is also listed
+    against that image's exact copies in A): pairs whose labels differ first, then exact
+    before near copies, then by score."""
     exact = exact_leaks(a, b)
     near = near_leaks(a, b, cnn_nbrs, thumb_nbrs, exact["item_b"].unique())
     if len(near):
@@ -97,7 +97,7 @@ def find_leaks(a, b, cnn_nbrs: np.ndarray, thumb_nbrs: np.ndarray) -> pd.DataFra
     leaks["score"] = leaks["score"].astype(float)
     differ = leaks["label_a"].astype(object).fillna("") != leaks["label_b"].astype(object).fillna("")
     leaks = leaks.assign(_order=leaks["kind"].map({"exact_duplicate": 0, "near_duplicate": 1}), _same=~differ)
-    leaks = leaks.sort_values(["_order", "_same", "score", "item_b", "item_a"], ascending=[True, True, False, True, True])
+    leaks = leaks.sort_values(["_same", "_order", "score", "item_b", "item_a"], ascending=[True, True, False, True, True])
     return leaks.reindex(columns=list(LEAK_COLUMNS)).reset_index(drop=True)
 
 
