@@ -87,19 +87,19 @@ def knn_between(queries: np.ndarray, base: np.ndarray, k: int, *, normalized: bo
 
 
 def joint_pca(a: np.ndarray, b: np.ndarray, dims: int, sample: int = 5000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Both sets projected onto one PCA basis fitted on a random sample of their union (the
-    cost of the fit does not grow with the item count); unchanged when already small."""
+    """Both sets projected onto one PCA basis (faiss ``PCAMatrix``, no scikit-learn import)
+    fitted on a random sample of their union, so the fit does not grow with the item count;
+    unchanged when already small."""
+    import faiss
+
     a = np.ascontiguousarray(a, dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
     if a.shape[1] <= dims or len(a) + len(b) <= dims:
         return a, b
-    from sklearn.decomposition import PCA
-
     rng = np.random.default_rng(seed)
     union = len(a) + len(b)
     pick = np.sort(rng.choice(union, size=min(sample, union), replace=False))
-    fit_on = np.concatenate([a[pick[pick < len(a)]], b[pick[pick >= len(a)] - len(a)]])
-    pca = PCA(n_components=min(dims, len(fit_on)), svd_solver="covariance_eigh" if len(fit_on) > 2 * a.shape[1]
-              else "randomized", random_state=seed).fit(fit_on)
-    return (np.ascontiguousarray(pca.transform(a), dtype=np.float32),
-            np.ascontiguousarray(pca.transform(b), dtype=np.float32))
+    fit_on = np.ascontiguousarray(np.concatenate([a[pick[pick < len(a)]], b[pick[pick >= len(a)] - len(a)]]))
+    pca = faiss.PCAMatrix(a.shape[1], dims)
+    pca.train(fit_on)
+    return pca.apply(a), pca.apply(b)

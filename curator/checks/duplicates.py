@@ -134,11 +134,12 @@ def cross_split_matches(thumbs: np.ndarray, sides: np.ndarray, pairs: np.ndarray
     own id), so the reference split's own copies do not form a crowd. Each pair is aligned and
     compared (:func:`pair_differences`); the query's crowd is its difference to the nearest
     *other* reference picture, and a pair is verified by the same tiers as within a project.
+    Only each query's two closest candidates (after the whole-pixel search) are refined.
     Returns (difference per pair, verified per pair)."""
     pairs = np.asarray(pairs, dtype=np.int64)
     if len(pairs) == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
-    diffs = pair_differences(thumbs, pairs, sides)
+    diffs = pair_differences(thumbs, pairs, sides, queries_only=True)
     # best difference per (query, reference picture), then each query's runner-up picture
     keys = pd.DataFrame({"q": pairs[:, 0], "g": np.asarray(reference_group), "d": diffs})
     per_picture = keys.groupby(["q", "g"], sort=False)["d"].min().reset_index().sort_values(["q", "d"])
