@@ -102,6 +102,16 @@ def pixel_features(thumbs: np.ndarray, side: int = 16) -> np.ndarray:
     return x
 
 
+def shift_free_features(thumbs: np.ndarray, side: int = 16) -> np.ndarray:
+    """Magnitudes of the 2D Fourier transform of the brightness-free luminance thumbnail: the
+    same for a picture and a shifted copy of it, which pixels and CNN features of tiny images
+    are not (a 1-px shift of an 8-px digit moves it by an eighth)."""
+    x = pixel_features(thumbs, side).reshape(len(thumbs), side, side, -1).mean(axis=3)
+    spec = np.abs(np.fft.rfft2(x, axes=(1, 2)))
+    spec[:, 0, 0] = 0.0
+    return spec.reshape(len(thumbs), -1).astype(np.float32)
+
+
 @dataclass
 class Comparison:
     """Everything ``compare`` found; :meth:`to_dict` is the JSON contract."""
@@ -205,7 +215,11 @@ def compare(a: Project | str | os.PathLike, b: Project | str | os.PathLike, k: i
         tsim = np.full(tnbr.shape, -np.inf, np.float32)
     timings["thumbnail_neighbours"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    leaks = find_leaks(sa, sb, [(nbr_ba, sim_ba), (tnbr, tsim)])
+    spaces = [(nbr_ba, sim_ba), (tnbr, tsim)]
+    if len(xa) and len(xb):
+        fa, fb_ = shift_free_features(sa.thumbs[sa.readable]), shift_free_features(sb.thumbs[sb.readable])
+        spaces.append(knn_between(normalize(fb_), normalize(fa), CANDIDATES, normalized=True))
+    leaks = find_leaks(sa, sb, spaces)
     timings["leaks"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
