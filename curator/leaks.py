@@ -20,12 +20,12 @@ from .checks.duplicates import cross_split_matches
 
 LEAK_COLUMNS = ("path_a", "path_b", "label_a", "label_b", "kind", "score", "item_a", "item_b")
 CANDIDATES = 3  # nearest A images per B image and feature space that are aligned and compared
-# A B image is verified only when, in CNN or in thumbnail space, its nearest A image stands out
+# A B image is verified in a feature space only when its nearest A image there stands out
 # from the next one (cosine distance below GATE_RATIO x the runner-up's) or is very close
 # (below GATE_DISTANCE): a copy stands out from the crowd of merely similar pictures. On
-# digits every planted copy but the 8-px shifts passed in thumbnail space (ratio <= 0.12),
+# digits every planted copy but the 8-px shifts stood out in thumbnail space (ratio <= 0.12)
 # against 1 in 4 untouched test images (benchmarks/compare.py); the alignment, the costly
-# part, then runs for about a quarter of the B images, 3-6 pairs each.
+# part, then runs for a fraction of the B images, a few pairs each.
 GATE_RATIO = 0.7
 GATE_DISTANCE = 0.02
 

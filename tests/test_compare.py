@@ -280,6 +280,7 @@ def test_visualize_compare_checks_embeddings_first(splits, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ sandbox
+@pytest.mark.slow  # 18-34 s on a busy 2-core machine (two analyses)
 def test_caltech101_sandbox_pair_compares(monkeypatch, tmp_path):
     """``curator download caltech101`` then ``curator compare caltech101-train caltech101-test``."""
     import test_download as td
