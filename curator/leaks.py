@@ -59,21 +59,21 @@ def exact_leaks(a, b) -> pd.DataFrame:
                          "kind": "exact_duplicate", "score": 1.0})
 
 
-def stands_out(sims: np.ndarray) -> np.ndarray:
+def stands_out(sims: np.ndarray, ratio: float = GATE_RATIO, distance: float = GATE_DISTANCE) -> np.ndarray:
     """Per row of nearest-first similarities: the nearest is very close, or clearly closer
     than the runner-up."""
     d = 1.0 - np.where(np.isfinite(sims), sims, -1.0)
     first, second = d[:, 0], d[:, 1] if d.shape[1] > 1 else np.full(len(d), 2.0)
-    return (first <= GATE_DISTANCE) | (first <= GATE_RATIO * second)
+    return (first <= distance) | (first <= ratio * second)
 
 
-def near_leaks(a, b, spaces: list[tuple[np.ndarray, np.ndarray]], skip_b: np.ndarray) -> pd.DataFrame:
+def near_leaks(a, b, spaces: list[tuple], skip_b: np.ndarray) -> pd.DataFrame:
     """Verified near copies. ``spaces``: per feature space, (positions into ``a.readable``,
-    similarities) of every readable B item's nearest A items, nearest first; ``skip_b``: B
-    item ids already leaked exactly."""
+    similarities[, gate ratio, gate distance]) of every readable B item's nearest A items,
+    nearest first; ``skip_b``: B item ids already leaked exactly."""
     queries, refs = [], []
-    for idx, sims in spaces:
-        take = stands_out(sims) & ~np.isin(b.readable, skip_b)
+    for idx, sims, *gate in spaces:
+        take = stands_out(sims, *gate) & ~np.isin(b.readable, skip_b)
         cols = idx[take, :CANDIDATES]
         queries.append(np.repeat(b.readable[take], cols.shape[1]))
         refs.append(cols.ravel())
@@ -93,7 +93,7 @@ def near_leaks(a, b, spaces: list[tuple[np.ndarray, np.ndarray]], skip_b: np.nda
                          "score": np.round(1.0 - diffs[ok].astype(np.float64), 4)})
 
 
-def find_leaks(a, b, spaces: list[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+def find_leaks(a, b, spaces: list[tuple]) -> pd.DataFrame:
     """One row per leaked (B item, A item) pair (a near copy of an A image is also listed
     against that image's exact copies in A): pairs whose labels differ first, then exact
     before near copies, then by score."""

@@ -86,7 +86,7 @@ def knn_between(queries: np.ndarray, base: np.ndarray, k: int, *, normalized: bo
     return idx, sims
 
 
-def joint_pca(a: np.ndarray, b: np.ndarray, dims: int, sample: int = 5000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def joint_pca(a: np.ndarray, b: np.ndarray, dims: int, sample: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Both sets projected onto one PCA basis (faiss ``PCAMatrix``, no scikit-learn import)
     fitted on a random sample of their union, so the fit does not grow with the item count;
     unchanged when already small."""

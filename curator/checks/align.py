@@ -68,7 +68,11 @@ def prepare(thumbs: np.ndarray, sigma: float = SMOOTH_SIGMA, level: int | None =
     x /= np.maximum(x.std(axis=(1, 2, 3), keepdims=True), MIN_SPREAD)
     if level is not None and level < x.shape[1]:
         m = _lowpass_matrix(level, x.shape[1])
-        x = np.einsum("ij,pjkc,lk->pilc", m, x, m, optimize=True).astype(np.float32)
+        # m @ image @ m.T per image and channel, as two large matrix products (einsum's batched
+        # path was 5x slower on 15k thumbnails)
+        y = np.tensordot(m, x, axes=([1], [1]))  # (S, P, S, C)
+        y = np.tensordot(y, m, axes=([2], [1]))  # (S, P, C, S)
+        x = np.ascontiguousarray(y.transpose(1, 0, 3, 2), dtype=np.float32)
     if sigma > 0:
         x = gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest")
     return x
