@@ -250,6 +250,8 @@ def compare(a, b, as_json, output, fmt, k, top):
     from .export import format_for, write_export
     from .leaks import LEAK_COLUMNS
 
+    if fmt is not None and output is None:
+        raise CuratorError("--format applies to the leak file: add -o FILE")
     fmt = format_for(output, fmt) if output is not None else None
     if output is not None and not Path(output).parent.exists():
         raise CuratorError(f"output folder does not exist: {Path(output).parent}")

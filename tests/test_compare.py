@@ -313,3 +313,42 @@ def test_caltech101_sandbox_pair_compares(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     out = cli("compare", "caltech101-train", "caltech101-test")
     assert out.exit_code == 0 and "LEAKS  0 of caltech101-test's images" in out.output
+
+
+
+def test_visualize_compare_passes_the_second_project_to_the_server(splits, monkeypatch):
+    """The CLI checks both projects, then serves A with B as the comparison."""
+    from curator.explorer import server
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda root, port, *, echo, name, compare=None: seen.update(
+        root=root, compare=compare) or 0)
+    out = cli("visualize", splits["a"], "--compare", splits["b"])
+    assert out.exit_code == 0, out.output
+    assert seen == {"root": splits["a"], "compare": splits["b"]}
+
+
+def test_server_child_gets_the_comparison_in_its_environment(splits, monkeypatch):
+    from curator.explorer import server
+
+    envs = []
+
+    class Child:  # stands in for the Streamlit child process
+        returncode = 0
+
+        def __init__(self, cmd, env, **kwargs):
+            envs.append(env)
+
+        def poll(self):
+            return 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(server.subprocess, "Popen", Child)
+    monkeypatch.setattr(server, "wait_ready", lambda proc, url: None)
+    monkeypatch.setenv("CURATOR_COMPARE", "/left/over/from/a/shell")
+    assert server.serve(splits["a"], echo=lambda m: None, compare=splits["b"]) == 0
+    assert envs[-1]["CURATOR_COMPARE"] == str(splits["b"]) and envs[-1]["CURATOR_PROJECT"] == str(splits["a"])
+    assert server.serve(splits["a"], echo=lambda m: None) == 0
+    assert "CURATOR_COMPARE" not in envs[-1]  # a plain visualize shows no Compare page
