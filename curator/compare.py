@@ -103,14 +103,15 @@ def pixel_features(thumbs: np.ndarray, side: int = 16) -> np.ndarray:
     return x
 
 
-def shift_free_features(thumbs: np.ndarray, side: int = 16) -> np.ndarray:
-    """Magnitudes of the 2D Fourier transform of the brightness-free luminance thumbnail: the
-    same for a picture and a shifted copy of it, which pixels and CNN features of tiny images
-    are not (a 1-px shift of an 8-px digit moves it by an eighth)."""
-    x = pixel_features(thumbs, side).reshape(len(thumbs), side, side, -1).mean(axis=3)
+def shift_free_features(pixels: np.ndarray, side: int = 16) -> np.ndarray:
+    """Magnitudes of the 2D Fourier transform of the brightness-free luminance thumbnail
+    (``pixels``: :func:`pixel_features`): the same for a picture and a shifted copy of it,
+    which pixels and CNN features of tiny images are not (a 1-px shift of an 8-px digit moves
+    it by an eighth)."""
+    x = pixels.reshape(len(pixels), side, side, -1).mean(axis=3)
     spec = np.abs(np.fft.rfft2(x, axes=(1, 2)))
     spec[:, 0, 0] = 0.0
-    return spec.reshape(len(thumbs), -1).astype(np.float32)
+    return spec.reshape(len(pixels), -1).astype(np.float32)
 
 
 @dataclass
@@ -209,7 +210,8 @@ def compare(a: Project | str | os.PathLike, b: Project | str | os.PathLike, k: i
 
     t = time.perf_counter()
     if len(xa) and len(xb):
-        ta, tb = joint_pca(pixel_features(sa.thumbs[sa.readable]), pixel_features(sb.thumbs[sb.readable]), THUMB_DIMS)
+        pixels_a, pixels_b = pixel_features(sa.thumbs[sa.readable]), pixel_features(sb.thumbs[sb.readable])
+        ta, tb = joint_pca(pixels_a, pixels_b, THUMB_DIMS)
         tnbr, tsim = knn_between(normalize(tb), normalize(ta), CANDIDATES, normalized=True)
     else:
         tnbr = np.full((len(xb), CANDIDATES), -1, np.int64)
@@ -218,7 +220,7 @@ def compare(a: Project | str | os.PathLike, b: Project | str | os.PathLike, k: i
     t = time.perf_counter()
     spaces = [(nbr_ba, sim_ba), (tnbr, tsim)]
     if len(xa) and len(xb):
-        fa, fb_ = shift_free_features(sa.thumbs[sa.readable]), shift_free_features(sb.thumbs[sb.readable])
+        fa, fb_ = shift_free_features(pixels_a), shift_free_features(pixels_b)
         # Fourier magnitudes of different pictures are close in absolute terms (most of the
         # energy sits in a few low frequencies), so only the relative test gates this space
         spaces.append((*knn_between(normalize(fb_), normalize(fa), CANDIDATES, normalized=True), SHIFT_FREE_GATE, 0.0))
