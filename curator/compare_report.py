@@ -21,7 +21,8 @@ def report_lines(c: Comparison) -> list[str]:
     out.append(f"LEAKS  {s['b_items']:,} of {b.name}'s images ({_pct(s['share_of_b'])}) are copies of {a.name} images: "
                f"{s['exact_pairs']:,} exact and {s['near_pairs']:,} near-duplicate pairs")
     if s["labels_differ"]:
-        out.append(f"  WORST CASE: {s['labels_differ']:,} leaked pairs carry DIFFERENT labels (listed first): "
+        n = s["labels_differ"]
+        out.append(f"  WORST CASE: {n:,} leaked {'pair carries' if n == 1 else 'pairs carry'} DIFFERENT labels (listed first): "
                    "the same picture is labelled two ways, so one of the labels is wrong")
     differ = labels_differ(c.leaks) if len(c.leaks) else []
     for i, row in enumerate(c.leaks.head(MAX_LEAK_LINES).itertuples(index=False)):

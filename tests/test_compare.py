@@ -116,7 +116,7 @@ def test_nothing_drifts_between_random_halves(result):
 def test_text_report_and_leak_export(splits, tmp_path):
     out = cli("compare", splits["a"], splits["b"], "-o", tmp_path / "leaks.parquet")
     assert out.exit_code == 0, out.output
-    assert "WORST CASE: 1 leaked pairs carry DIFFERENT labels" in out.output
+    assert "WORST CASE: 1 leaked pair carries DIFFERENT labels" in out.output
     assert "shifted_relabelled.png" in out.output and "!! labels differ" in out.output
     assert "PRDC" in out.output and "shifted = p < 0.01 and KS statistic >= 0.1" in out.output
     assert "curator visualize" in out.output and "--compare" in out.output
