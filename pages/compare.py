@@ -18,7 +18,7 @@ other = CV.compare_root()
 if other is None:
     st.info("Start the explorer with a second project to compare: `curator visualize TRAIN --compare TEST`.")
     st.stop()
-ui.init_state(cmp_k=5, cmp_colour="Split", cmp_method="UMAP", cmp_only_differ=False, cmp_leak_page=1, cmp_outside_n=24)
+ui.init_state(cmp_k=5, cmp_colour="Split", cmp_method="UMAP", cmp_only_differ=False, cmp_outside_n=24)
 with st.spinner("Comparing the two splits…"):
     c = CV.comparison(data.root, other, k=int(st.session_state["cmp_k"]))
 a, b = c.a, c.b
