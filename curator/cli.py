@@ -232,18 +232,74 @@ def export(project, issues, tags, fmt, output):
 
 
 @main.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the contract for scripts) instead of the report.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Write the leaked pairs (one row per pair) to this file, for cleaning.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default=None,
+              help="Format of -o (default: from its extension, else csv).")
+@click.option("--k", "k", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Neighbours defining each image's k-NN ball (PRDC, outside support).")
+@click.option("--top", type=click.IntRange(0), default=100, show_default=True,
+              help="Rows of outside_support in the JSON (0 = every image of B).")
+def compare(a, b, as_json, output, fmt, k, top):
+    """Compare split B (candidate, e.g. test) against A (reference, e.g. train).
+
+    Finds B images that are exact or near copies of A images (leaks; pairs whose labels differ
+    first), PRDC precision/recall/density/coverage of B against A, the class shift (chi-square),
+    per-metric drift (two-sample KS; shifted = p < 0.01 and KS statistic >= 0.1) and the B
+    images least like anything in A. Both projects must be analyzed with the same backbone.
+    """
+    # faiss's OpenMP threads spin while waiting; on a busy machine that made the searches 10-25x
+    # slower (PERFORMANCE-NOTES); passive waiting keeps both cores when the machine is idle
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .compare import compare as run
+    from .compare_report import report_lines
+    from .export import format_for, write_export
+    from .leaks import LEAK_COLUMNS
+
+    if fmt is not None and output is None:
+        raise CuratorError("--format applies to the leak file: add -o FILE")
+    fmt = format_for(output, fmt) if output is not None else None
+    if output is not None and not Path(output).parent.exists():
+        raise CuratorError(f"output folder does not exist: {Path(output).parent}")
+    pa, pb = _open_for_reading(a), _open_for_reading(b)
+    result = run(pa, pb, k=k)
+    if output is not None:
+        written = write_export(result.leaks.reindex(columns=list(LEAK_COLUMNS)), output, fmt)
+        click.echo(f"wrote {len(result.leaks)} leaked pairs to {written}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(top=top), indent=1, allow_nan=False, default=str))
+        return
+    for line in report_lines(result):
+        click.echo(line)
+    click.echo(f"next: {command('curator', 'visualize', pa.root, '--compare', pb.root)}")
+
+
+@main.command()
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port on 127.0.0.1 (default: 8501, or the next free one).")
-def visualize(project, port):
-    """Open the explorer (Overview, Data Quality, Label Quality, Tags & Export) on 127.0.0.1; Ctrl-C stops it."""
+@click.option("--compare", "compare_with", type=click.Path(path_type=Path), default=None,
+              help="A second analyzed project (e.g. the test split): adds the Compare page.")
+def visualize(project, port, compare_with):
+    """Open the explorer (Overview, Data Quality, Label Quality, Tags & Export; Compare with --compare) on 127.0.0.1; Ctrl-C stops it."""
     from .explorer.server import serve
     from .project import Project
 
     proj = Project(project)
     proj.require_analyzed()
     proj.close()
-    code = serve(proj.root, port, echo=click.echo, name=proj.name)
+    other = None
+    if compare_with is not None:
+        from .compare import check_compatible
+
+        other = Project(compare_with, readonly=True)
+        check_compatible(Project(proj.root, readonly=True), other)
+        other.close()
+        other = other.root
+    code = serve(proj.root, port, echo=click.echo, name=proj.name, compare=other)
     if code:
         raise CuratorError(f"the explorer stopped unexpectedly (exit code {code})")
 

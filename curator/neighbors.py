@@ -66,3 +66,43 @@ def knn(x: np.ndarray, k: int, *, normalized: bool = False) -> tuple[np.ndarray,
         out_idx = np.pad(out_idx, ((0, 0), (0, pad)), constant_values=-1)
         out_sim = np.pad(out_sim, ((0, 0), (0, pad)), constant_values=-np.inf)
     return out_idx, out_sim
+
+
+def knn_between(queries: np.ndarray, base: np.ndarray, k: int, *, normalized: bool = False,
+                index=None) -> tuple[np.ndarray, np.ndarray]:
+    """(indices into ``base``, similarities) of the ``k`` nearest ``base`` rows of every row of
+    ``queries`` (two different sets, so nothing is dropped as a self-match); cosine similarity.
+    Pass a prebuilt ``index`` of ``base`` to search it again without rebuilding.
+    Where ``base`` has fewer than ``k`` rows, index -1 / sim -inf."""
+    if not normalized:
+        queries, base = normalize(queries), normalize(base)
+    k_eff = min(k, len(base))
+    if len(queries) == 0 or k_eff == 0:
+        return np.full((len(queries), k), -1, np.int64), np.full((len(queries), k), -np.inf, np.float32)
+    index = index if index is not None else build_index(np.ascontiguousarray(base, dtype=np.float32))
+    sims, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k_eff)
+    idx = idx.astype(np.int64)
+    sims = np.where(idx >= 0, sims, -np.inf).astype(np.float32)
+    if k_eff < k:
+        idx = np.pad(idx, ((0, 0), (0, k - k_eff)), constant_values=-1)
+        sims = np.pad(sims, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
+    return idx, sims
+
+
+def joint_pca(a: np.ndarray, b: np.ndarray, dims: int, sample: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets projected onto one PCA basis (faiss ``PCAMatrix``, no scikit-learn import)
+    fitted on a random sample of their union, so the fit does not grow with the item count;
+    unchanged when already small."""
+    import faiss
+
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    if a.shape[1] <= dims or len(a) + len(b) <= dims:
+        return a, b
+    rng = np.random.default_rng(seed)
+    union = len(a) + len(b)
+    pick = np.sort(rng.choice(union, size=min(sample, union), replace=False))
+    fit_on = np.ascontiguousarray(np.concatenate([a[pick[pick < len(a)]], b[pick[pick >= len(a)] - len(a)]]))
+    pca = faiss.PCAMatrix(a.shape[1], dims)
+    pca.train(fit_on)
+    return pca.apply(a), pca.apply(b)

@@ -122,3 +122,31 @@ def _second_smallest_per_node(pairs: np.ndarray, values: np.ndarray, n_nodes: in
     second = rank == 1
     out[node[second]] = values[row[second]]
     return out
+
+
+def cross_split_matches(thumbs: np.ndarray, sides: np.ndarray, pairs: np.ndarray, reference_group: np.ndarray,
+                        tiers: tuple = NearDuplicateCheck.tiers) -> tuple[np.ndarray, np.ndarray]:
+    """The near-duplicate verification of :class:`NearDuplicateCheck`, between two splits.
+
+    ``pairs`` (P, 2): (query, reference) rows indexing ``thumbs`` and ``sides``, every query a
+    candidate copy of its reference (a test image and a training image). ``reference_group``
+    (P,): which picture the reference shows (its duplicate group inside its own split, else its
+    own id), so the reference split's own copies do not form a crowd. Each pair is aligned and
+    compared (:func:`pair_differences`); the query's crowd is its difference to the nearest
+    *other* reference picture, and a pair is verified by the same tiers as within a project.
+    Only each query's two closest candidates (after the whole-pixel search) are refined.
+    Returns (difference per pair, verified per pair)."""
+    pairs = np.asarray(pairs, dtype=np.int64)
+    if len(pairs) == 0:
+        return np.zeros(0, np.float32), np.zeros(0, bool)
+    diffs = pair_differences(thumbs, pairs, sides, queries_only=True)
+    # best difference per (query, reference picture), then each query's runner-up picture
+    keys = pd.DataFrame({"q": pairs[:, 0], "g": np.asarray(reference_group), "d": diffs})
+    per_picture = keys.groupby(["q", "g"], sort=False)["d"].min().reset_index().sort_values(["q", "d"])
+    per_picture["rank"] = per_picture.groupby("q").cumcount()
+    runner_up = per_picture[per_picture["rank"] == 1].set_index("q")["d"]
+    crowd = runner_up.reindex(pairs[:, 0]).fillna(np.inf).to_numpy(dtype=np.float32)
+    ok = np.zeros(len(diffs), dtype=bool)
+    for max_difference, relative in tiers:
+        ok |= (diffs < max_difference) & (diffs < relative * crowd)
+    return diffs, ok

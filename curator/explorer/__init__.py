@@ -18,6 +18,7 @@ PAGE_FILES = {
     "data_quality": "data_quality.py",
     "label_quality": "label_quality.py",
     "tags": "tags_export.py",
+    "compare": "compare.py",
 }
 
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from curator.errors import CuratorError
 from curator.explorer import page_path, ui
+from curator.explorer.compare_view import compare_root
 
 st.set_page_config(page_title="curator explorer", page_icon=ui.page_icon(), layout="wide")
 
@@ -30,6 +31,8 @@ ui.PAGES.update(
         "tags": st.Page(str(page_path("tags")), title="Tags & Export", icon=":material/sell:", url_path="tags"),
     }
 )
+if compare_root() is not None:  # curator visualize A --compare B
+    ui.PAGES["compare"] = st.Page(str(page_path("compare")), title="Compare", icon=":material/compare:", url_path="compare")
 page = st.navigation(list(ui.PAGES.values()))
 ui.chrome(data)
 try:

@@ -99,13 +99,19 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
             pass
 
 
-def serve(root: Path, port: int | None = None, *, echo: Callable[[str], None] = print, name: str | None = None) -> int:
-    """Run the explorer until Ctrl-C (or SIGTERM/SIGHUP); returns the server's exit code."""
+def serve(root: Path, port: int | None = None, *, echo: Callable[[str], None] = print, name: str | None = None,
+          compare: Path | None = None) -> int:
+    """Run the explorer until Ctrl-C (or SIGTERM/SIGHUP); returns the server's exit code.
+    ``compare``: a second project, shown against ``root`` on the Compare page."""
     pages_dir()  # fail early and clearly on a broken installation
     port = choose_port(port)
     url = f"http://{HOST}:{port}"
     env = dict(os.environ)
     env["CURATOR_PROJECT"] = str(root)
+    if compare is not None:
+        env["CURATOR_COMPARE"] = str(compare)
+    else:
+        env.pop("CURATOR_COMPARE", None)
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     proc = subprocess.Popen(
         streamlit_command(root, port), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
