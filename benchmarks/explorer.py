@@ -9,6 +9,13 @@ written to disk and the store is filled directly — items (Project.create), met
 tags tables and the arrays analyze writes (projection, neighbors, label_proba, embeddings) —
 so the measurement is about the explorer, not about analysis. Targets: plot < 5 s, selection
 answered < 2 s.
+
+    python benchmarks/explorer.py --projections 1797,20000,70000   # per-method map time
+
+``--projections`` times each projector method (UMAP, t-SNE, PCA at their defaults, one process
+each so every figure includes its imports and JIT) on synthetic clustered unit vectors (a
+384-dimensional mixture of 10 Gaussian clusters, like the CNN + pixel features), with the wall
+and CPU seconds and ``uptime`` beside each figure.
 """
 
 from __future__ import annotations
@@ -260,14 +267,63 @@ def measure(root: Path, n_points: int, shots: Path | None, port: int | None = No
     return results
 
 
+# ------------------------------------------------------------------------------------ projections
+def clustered_vectors(n: int, dim: int = 384, clusters: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around ``clusters`` random centres (noise comparable to the spread of real
+    embeddings: neighbours mostly, not always, share the centre)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    labels = rng.integers(0, clusters, n)
+    x = centres[labels] + rng.normal(scale=1.2, size=(n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, labels
+
+
+_ONE_MAP = """
+import json, os, resource, sys, time
+sys.path.insert(0, {repo!r})
+import numpy as np
+from benchmarks.explorer import clustered_vectors
+from curator import projector as P
+x, y = clustered_vectors({n})
+t = time.perf_counter()
+coords = P.compute_map(P.MapSpec(method={method!r}), x)
+wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_SELF)
+acc = P.map_knn_accuracy(coords, y) if {n} <= 20000 else None
+print(json.dumps({{"wall_s": round(wall, 2), "process_cpu_s": round(ru.ru_utime + ru.ru_stime, 1), "map_10nn_acc": acc}}))
+"""
+
+
+def time_projections(sizes: list[int], methods=("pca", "umap", "tsne"), timeout: float = 3600) -> list[dict]:
+    """Time every method at every size, each in a fresh process (imports and JIT included)."""
+    rows = []
+    for n in sizes:
+        for method in methods:
+            load = os.getloadavg()[0]
+            proc = subprocess.run([sys.executable, "-c", _ONE_MAP.format(repo=str(REPO), n=n, method=method)],
+                                  capture_output=True, text=True, timeout=timeout)
+            if proc.returncode != 0:
+                rows.append({"n": n, "method": method, "error": proc.stderr.strip().splitlines()[-1:]})
+            else:
+                rows.append({"n": n, "method": method, **json.loads(proc.stdout.strip().splitlines()[-1]),
+                             "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--projections", default=None, help="comma-separated sizes: time each map method instead")
     ap.add_argument("--n", type=int, default=70_000, help="images (default 70,000)")
     ap.add_argument("--dir", type=Path, default=REPO / "bench-out", help="where the generated project is kept")
     ap.add_argument("--rebuild", action="store_true", help="regenerate the project even if it exists")
     ap.add_argument("--shots", type=Path, default=None, help="folder for screenshots")
     ap.add_argument("--port", type=int, default=None)
     args = ap.parse_args()
+    if args.projections:
+        time_projections([int(v) for v in args.projections.split(",")])
+        return 0
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: apt-get install chromium", file=sys.stderr)
         return 2

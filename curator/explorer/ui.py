@@ -191,7 +191,14 @@ def _parse_selection(event) -> tuple[np.ndarray | None, tuple]:
 
 
 def _map_key(page: str) -> str:
-    return f"{page}_plot_{st.session_state.get(f'{page}_plot_nonce', 0)}"
+    """The map widget's key: new after "clear selection" and for every other map or colouring
+    (a selection made on one map means nothing on another)."""
+    return f"{page}_plot_{st.session_state.get(f'{page}_plot_nonce', 0)}{st.session_state.get(f'{page}_map_id', '')}"
+
+
+def set_map(page: str, spec, color: str) -> None:
+    """Record which map and colouring the page draws (before :func:`map_selection`)."""
+    st.session_state[f"{page}_map_id"] = f"_{spec.key()}_{color}"
 
 
 def _update_selection(page: str, event) -> np.ndarray | None:
@@ -218,11 +225,17 @@ def map_selection(page: str) -> np.ndarray | None:
     return _update_selection(page, event)
 
 
-def draw_map(d: D.ExplorerData, page: str, mode: str = "class") -> np.ndarray | None:
+def draw_map(d: D.ExplorerData, page: str, mode: str = "class", spec=None) -> np.ndarray | None:
     """Draw the 2D map (box/lasso selection reruns the app). Pages draw it into a slot at the
     end of the script while a selection is active: Streamlit deep-copies a selection of many
-    points on every run, and that should not delay the grid."""
-    event = st.plotly_chart(figures.scatter(d, mode), key=_map_key(page), on_select="rerun",
+    points on every run, and that should not delay the grid. ``spec``: which map (default
+    ``arrays/projection.npy``); ``mode``: the colouring (see :func:`figures.scatter`)."""
+    tag_of = None
+    if mode == "tag":
+        from .projector_ui import tag_of as first_tags
+
+        tag_of = first_tags(d, tags_by_item(d))
+    event = st.plotly_chart(figures.scatter(d, mode, spec, tag_of), key=_map_key(page), on_select="rerun",
                             selection_mode=("box", "lasso"), config=PLOT_CONFIG, width="stretch")
     return _update_selection(page, event)
 
