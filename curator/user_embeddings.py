@@ -89,7 +89,7 @@ def _as_vector(value) -> np.ndarray | None:
 
 def _is_listy(column: pd.Series) -> bool:
     """A column of lists (Parquet) or of list-like text (CSV: ``[0.1, 0.2]``, ``0.1 0.2``)."""
-    if column.dtype != object or not len(column):
+    if not len(column) or not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
         return False
     first = column.iloc[0]
     if isinstance(first, str):
