@@ -81,7 +81,7 @@ def write_query(page: str, spec: PJ.MapSpec) -> None:
     """Put the current view in the URL (no rerun)."""
     state = st.session_state
     out: dict = {"embedding": spec.space, "projection": spec.method, "color": state.get(f"{page}_map_color")}
-    out.update({k: str(v) for k, v in spec.params().items() if k != "components"})
+    out.update({k: f"{v:g}" for k, v in spec.params().items() if k != "components"})
     if spec.method == "pca":
         out["components"] = "{},{}".format(*spec.components)
     for name, (suffix, kind) in {**FILTER_FIELDS, **PAGE_FIELDS.get(page, {})}.items():
