@@ -30,6 +30,7 @@ MAP_FIELDS = {
     "n_neighbors": ("map_nn", "int"),
     "min_dist": ("map_md", "float"),
     "perplexity": ("map_perp", "float"),
+    "hover": ("map_hover", "bool"),
 }
 FILTER_FIELDS = {"class": ("classes", "list"), "issue": ("issues", "list"), "tag": ("tags", "list"), "path": ("path", "str")}
 PAGE_FIELDS = {"dq": {"metric": ("metric", "str")}}
@@ -47,6 +48,8 @@ def _parse(kind: str, values: list[str]):
         return int(float(value))
     if kind == "float":
         return float(value)
+    if kind == "bool":
+        return value.lower() in ("1", "true", "yes", "on")
     return value
 
 
@@ -82,6 +85,8 @@ def write_query(page: str, spec: PJ.MapSpec) -> None:
     state = st.session_state
     out: dict = {"embedding": spec.space, "projection": spec.method, "color": state.get(f"{page}_map_color")}
     out.update({k: f"{v:g}" for k, v in spec.params().items() if k != "components"})
+    if state.get(f"{page}_map_hover"):
+        out["hover"] = "1"
     if spec.method == "pca":
         out["components"] = "{},{}".format(*spec.components)
     for name, (suffix, kind) in {**FILTER_FIELDS, **PAGE_FIELDS.get(page, {})}.items():
@@ -145,6 +150,8 @@ def controls(d: D.ExplorerData, page: str, default_color: str = "class") -> tupl
         else:
             st.number_input("x: component", 1, 50, step=1, key=f"{page}_map_pc1")
             st.number_input("y: component", 1, 50, step=1, key=f"{page}_map_pc2")
+    st.toggle("Image on hover", key=f"{page}_map_hover",
+              help="hovering a point shows its image, label and issues (box and lasso selection still narrow the grid)")
     try:
         spec = PJ.MapSpec(method=method, space=state[f"{page}_map_space"], n_neighbors=state[f"{page}_map_nn"],
                           min_dist=state[f"{page}_map_md"], perplexity=state[f"{page}_map_perp"],
