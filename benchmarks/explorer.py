@@ -208,6 +208,52 @@ def wait_grid_settled(page, before: str | None, timeout: float = 60.0) -> dict:
     raise TimeoutError(f"grid did not update (last state {st})")
 
 
+HOVER_POINT_JS = """(k) => {
+  const gd = document.getElementById('plot');
+  if (!gd || !gd._fullData || !gd._fullLayout || !gd.querySelector('canvas')) return null;
+  const t = gd._fullData.reduce((a, b) => (b.x.length > a.x.length ? b : a)), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const i = Math.floor(t.x.length * k) % t.x.length;
+  return {x: xa._offset + xa.d2p(t.x[i]), y: ya._offset + ya.d2p(t.y[i]),
+          points: gd._fullData.reduce((s, tr) => s + tr.x.length, 0)};
+}"""
+HOVER_TIP_JS = """(prev) => { const t = document.getElementById('tip'), i = document.getElementById('tipimg');
+  return t.style.display === 'block' && t.dataset.item !== prev && i.complete && i.naturalWidth > 0
+         && document.getElementById('tiptext').innerText.includes('·') ? t.dataset.item : null; }"""
+
+
+def measure_hover(page, url: str, n_points: int, hovers: int = 5) -> dict:
+    """The hover map (``?hover=1``): time to the drawn map, then from mouse move to the image
+    and card shown next to the cursor (median of ``hovers`` points, each a new item)."""
+    t0 = time.perf_counter()
+    page.goto(f"{url}/data-quality?hover=1")
+    frame, point, deadline = None, None, time.monotonic() + 180
+    while point is None or point["points"] < n_points:
+        if time.monotonic() > deadline:
+            raise TimeoutError("hover map not drawn")
+        for f in page.frames:
+            if "curator_hover_map" in f.url:
+                frame = f
+                try:
+                    point = f.evaluate(HOVER_POINT_JS, 0.5)
+                except Exception:
+                    point = None
+        page.wait_for_timeout(20)
+    out = {"hover_map_drawn_s": round(time.perf_counter() - t0, 3)}
+    box = page.locator("iframe[title*='curator_hover_map']").first.bounding_box()
+    latencies, prev = [], None
+    for k in range(hovers):
+        pt = frame.evaluate(HOVER_POINT_JS, (k + 1) / (hovers + 1))
+        page.mouse.move(box["x"] + pt["x"] + 2, box["y"] + pt["y"] + 2)
+        t1 = time.perf_counter()
+        page.mouse.move(box["x"] + pt["x"], box["y"] + pt["y"])
+        handle = frame.wait_for_function(HOVER_TIP_JS, arg=prev, timeout=30_000, polling="raf")
+        latencies.append(time.perf_counter() - t1)
+        prev = handle.json_value()
+    out["hover_preview_median_s"] = round(float(np.median(latencies)), 3)
+    out["hover_preview_max_s"] = round(float(np.max(latencies)), 3)
+    return out
+
+
 def measure(root: Path, n_points: int, shots: Path | None, port: int | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -243,6 +289,7 @@ def measure(root: Path, n_points: int, shots: Path | None, port: int | None = No
             results["selection_answered_s"] = round(time.perf_counter() - t1, 3)
             results["grid_before"] = state["txt"].split("\n")[0]
             results["grid_after"] = after["txt"].split("\n")[0]
+            results.update(measure_hover(page, url, n_points))
             if shots:
                 page.screenshot(path=str(shots / "data_quality_after_select.png"))
                 page.set_viewport_size({"width": 1500, "height": 2600})
@@ -340,6 +387,8 @@ def main() -> int:
     res["images"] = args.n
     print(json.dumps(res, indent=2))
     ok = res["plot_drawn_cold_s"] < 5 and res["selection_answered_s"] < 2
+    print(f"hover map drawn: {res['hover_map_drawn_s']:.2f} s; image on hover: {res['hover_preview_median_s']:.3f} s median, "
+          f"{res['hover_preview_max_s']:.3f} s max")
     print(f"plot drawn: {res['plot_drawn_cold_s']:.2f} s cold / {res['plot_drawn_warm_s']:.2f} s warm (target < 5 s); "
           f"selection answered: {res['selection_answered_s']:.2f} s (target < 2 s) -> {'OK' if ok else 'MISSED'}")
     return 0 if ok else 1

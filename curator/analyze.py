@@ -335,7 +335,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     # the map is drawn on the feature space whose neighbours agree most with the labels (in
     # full dimension): ImageNet features of 8x8 digits separate them far worse than pixels
     map_space, map_agreement = choose_space(spaces, labels, [base, "pixels", f"{base}+pixels"])
-    known_nbrs = {base: (nbr_idx, nbr_sim) if x_search is x_pca else None, label_space: (lab_idx, lab_sim)}
+    known_nbrs = {label_space: (lab_idx, lab_sim), base: (nbr_idx, nbr_sim) if x_search is x_pca else None}
     methods = parse_methods(opts.projection)
     clear_cache(project.root)  # maps of the previous analysis
     maps = {}

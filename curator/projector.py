@@ -17,8 +17,7 @@ PCA (which two components). Every map is cached as ``arrays/projection-<method>-
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -100,9 +99,6 @@ class MapSpec:
     def describe(self) -> str:
         p = ", ".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, tuple) else f'{v:g}'}" for k, v in self.params().items())
         return f"{METHOD_LABELS[self.method]} ({p}) of the {SPACE_LABELS[self.space]}"
-
-    def with_method(self, method: str) -> "MapSpec":
-        return replace(self, method=method)
 
 
 _KEY = re.compile(r"^projection-(umap|tsne|pca)-([a-z+]+)-(.+)\.npy$")
@@ -193,12 +189,15 @@ def knn_agreement(features: np.ndarray, labels: np.ndarray, k: int = 10, max_que
     queries = np.arange(len(known))
     if len(queries) > max_queries:
         queries = np.sort(np.random.default_rng(seed).choice(len(known), max_queries, replace=False))
-    index = build_index(x)
-    _, idx = index.search(x[queries], k + 1)
+    _, idx = build_index(x).search(x[queries], k + 1)
+    # drop each query itself (wherever a duplicate put it), keep its k nearest others
+    others = (idx != queries[:, None]) & (idx >= 0)
+    order = np.argsort(~others, axis=1, kind="stable")[:, :k]
+    nbr = np.take_along_axis(idx, order, axis=1)
+    valid = np.take_along_axis(others, order, axis=1)
     votes = np.zeros((len(queries), int(y.max()) + 1))
-    for r, q in enumerate(queries):
-        others = [j for j in idx[r] if j >= 0 and j != q][:k]
-        np.add.at(votes[r], y[others], 1.0)
+    rows = np.repeat(np.arange(len(queries)), k)
+    np.add.at(votes, (rows[valid.ravel()], y[np.clip(nbr, 0, None)].ravel()[valid.ravel()]), 1.0)
     return float((votes.argmax(axis=1) == y[queries]).mean())
 
 
@@ -206,7 +205,8 @@ def choose_space(spaces: FeatureSpaces, labels: np.ndarray, candidates=None) -> 
     """The space whose 10 nearest neighbours agree most often with the given labels, and
     every candidate's agreement. Without two labelled classes: the embedding (no evidence)."""
     names = [c for c in (candidates or spaces.names()) if c in spaces]
-    base = next(n for n in names if "+" not in n and n != "pixels") if any("+" not in n and n != "pixels" for n in names) else names[0]
+    embeddings = [n for n in names if n in ("user", "cnn")]
+    base = embeddings[0] if embeddings else names[0]
     labels = np.asarray(labels)
     if len(np.unique(labels[labels >= 0])) < 2:
         return base, {}
@@ -374,9 +374,3 @@ def parse_methods(text: str) -> list[str]:
     if bad or not methods:
         raise CuratorError(f"unknown projection {bad[0] if bad else text!r}; use one or more of {','.join(METHODS)} (comma-separated)")
     return list(dict.fromkeys(methods))
-
-
-def timed(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
