@@ -89,7 +89,8 @@ def make_project(root: Path, n: int, seed: int = 0) -> Path:
         "entropy": rng.normal(3.2, 0.3, n), "aspect_ratio": np.ones(n), "area": np.full(n, 64.0),
         "pixel_hash": [None] * n, "scan_key": [None] * n, "embed_key": [None] * n,
     }
-    rows = [(i, *[(v[i].item() if hasattr(v[i], "item") else v[i]) for v in (metrics[c] for c in cols)]) for i in range(n)]
+    blank = [None] * n  # metrics the explorer does not show (e.g. fine_detail) stay empty
+    rows = [(i, *[(v[i].item() if hasattr(v[i], "item") else v[i]) for v in (metrics.get(c, blank) for c in cols)]) for i in range(n)]
 
     # planted issues (scores in [0, 1], higher = worse)
     issue_rows = []

@@ -3,12 +3,14 @@ algorithm and its parameters, colouring by any column, the warning before a slow
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from curator import projector as PJ
 from curator.explorer import APP_PATH, page_path
@@ -129,3 +131,49 @@ def test_slow_map_waits_for_the_go_ahead(root, monkeypatch):
     assert not at.exception
     assert map_caption(at).startswith("**2D map**: t-SNE")
     assert np.isfinite(np.load(root / "arrays" / PJ.MapSpec(method="tsne", space=space).file_name)).any()
+
+
+# ------------------------------------------------------------------------------ hover map routes
+def _asgi_get(app, path: str, host: str) -> tuple[int, dict, bytes]:
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [(b"host", host.encode())]}
+    asyncio.run(app(scope, receive, send))
+    head = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return head["status"], {k.decode(): v.decode() for k, v in head["headers"]}, body
+
+
+def test_hover_routes_serve_thumbnails_cards_and_plotly_behind_the_host_guard(root):
+    from curator.explorer import data as D
+    from curator.explorer.host_guard import LoopbackHostGuard
+    from curator.explorer.previews import PreviewRoutes
+
+    async def streamlit(scope, receive, send):  # stands in for Streamlit's app
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"streamlit"})
+
+    app = LoopbackHostGuard(PreviewRoutes(streamlit), 8611)
+    ok = "127.0.0.1:8611"
+    status, headers, body = _asgi_get(app, "/_curator/thumb/0", ok)
+    assert status == 200 and headers["content-type"] == "image/png" and body.startswith(b"\x89PNG")
+    assert max(Image.open(io.BytesIO(body)).size) >= 96
+    d = D.load(root)
+    flagged = int(d.issues["item_id"].iloc[0])
+    status, _, body = _asgi_get(app, f"/_curator/item/{flagged}", ok)
+    card = json.loads(body)
+    assert status == 200 and card["label"] == d.labels[flagged] and card["issues"][0]["issue"] in set(d.issues["issue"])
+    status, headers, body = _asgi_get(app, "/_curator/plotly.min.js", ok)
+    assert status == 200 and b"plotly.js" in body[:200] and headers["content-type"].startswith("text/javascript")
+    assert _asgi_get(app, f"/_curator/thumb/{d.n}", ok)[0] == 404
+    assert _asgi_get(app, "/_curator/../curator.db", ok)[0] == 404
+    assert _asgi_get(app, "/_curator/thumb/0", "evil.example:8611")[0] == 403  # same guard as the app
+    assert _asgi_get(app, "/data-quality", ok)[2] == b"streamlit"  # everything else goes to Streamlit
