@@ -415,10 +415,11 @@ class ExplorerData:
     # ------------------------------------------------------------------ the projector
     def default_map_spec(self):
         """The spec of ``arrays/projection.npy``: the method and feature space analyze used."""
-        from ..projector import MapSpec, parse_methods
+        from ..projector import METHODS, SPACE_LABELS, MapSpec
 
-        method = parse_methods(self.analysis.get("projection") or "umap")[0]
-        return MapSpec(method=method, space=self.analysis.get("map_space") or "cnn")
+        method = str(self.analysis.get("projection") or "umap").split(",")[0]
+        space = self.analysis.get("map_space") or "cnn"  # analyses before the projector drew on the CNN
+        return MapSpec(method=method if method in METHODS else "umap", space=space if space in SPACE_LABELS else "cnn")
 
     def map_spaces(self) -> list[str]:
         """Feature spaces a map can be drawn from in this project (nothing computed yet)."""
