@@ -177,7 +177,7 @@ def load_user_embeddings(project) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------- choosing
-def knn_agreement(features: np.ndarray, labels: np.ndarray, k: int = 10, max_queries: int = 5000, seed: int = 0) -> float:
+def knn_agreement(features: np.ndarray, labels: np.ndarray, k: int = 10, max_queries: int = 2000, seed: int = 0) -> float:
     """How often the majority label of an item's ``k`` nearest neighbours (self excluded,
     labelled items only) is its own label: leave-one-out k-NN accuracy in full dimension.
     Above ``max_queries`` labelled items a random sample of them is scored against all."""
