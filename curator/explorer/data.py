@@ -423,7 +423,19 @@ class ExplorerData:
 
     def map_spaces(self) -> list[str]:
         """Feature spaces a map can be drawn from in this project (nothing computed yet)."""
-        return self.memo("map_space_names", lambda: self._spaces().names())
+        def names():  # from the analysis record: reading the arrays waits until a map is computed
+            from ..projector import USER_EMBEDDINGS
+
+            thumbs = (self.root / "arrays" / "thumbnails.npy").exists()
+            out = []
+            for base, present in (("user", bool(self.analysis.get("user_embeddings"))
+                                   and (self.root / "arrays" / USER_EMBEDDINGS).exists()),
+                                  ("cnn", bool(self.analysis.get("embeddings_file")))):
+                if present:
+                    out += [base, f"{base}+pixels"] if thumbs else [base]
+            return out + (["pixels"] if thumbs else [])
+
+        return self.memo("map_space_names", names)
 
     def _spaces(self):
         from ..projector import FeatureSpaces
