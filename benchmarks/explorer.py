@@ -9,6 +9,13 @@ written to disk and the store is filled directly — items (Project.create), met
 tags tables and the arrays analyze writes (projection, neighbors, label_proba, embeddings) —
 so the measurement is about the explorer, not about analysis. Targets: plot < 5 s, selection
 answered < 2 s.
+
+    python benchmarks/explorer.py --projections 1797,20000,70000   # per-method map time
+
+``--projections`` times each projector method (UMAP, t-SNE, PCA at their defaults, one process
+each so every figure includes its imports and JIT) on synthetic clustered unit vectors (a
+384-dimensional mixture of 10 Gaussian clusters, like the CNN + pixel features), with the wall
+and CPU seconds and ``uptime`` beside each figure.
 """
 
 from __future__ import annotations
@@ -82,7 +89,8 @@ def make_project(root: Path, n: int, seed: int = 0) -> Path:
         "entropy": rng.normal(3.2, 0.3, n), "aspect_ratio": np.ones(n), "area": np.full(n, 64.0),
         "pixel_hash": [None] * n, "scan_key": [None] * n, "embed_key": [None] * n,
     }
-    rows = [(i, *[(v[i].item() if hasattr(v[i], "item") else v[i]) for v in (metrics[c] for c in cols)]) for i in range(n)]
+    blank = [None] * n  # metrics the explorer does not show (e.g. fine_detail) stay empty
+    rows = [(i, *[(v[i].item() if hasattr(v[i], "item") else v[i]) for v in (metrics.get(c, blank) for c in cols)]) for i in range(n)]
 
     # planted issues (scores in [0, 1], higher = worse)
     issue_rows = []
@@ -201,6 +209,52 @@ def wait_grid_settled(page, before: str | None, timeout: float = 60.0) -> dict:
     raise TimeoutError(f"grid did not update (last state {st})")
 
 
+HOVER_POINT_JS = """(k) => {
+  const gd = document.getElementById('plot');
+  if (!gd || !gd._fullData || !gd._fullLayout || !gd.querySelector('canvas')) return null;
+  const t = gd._fullData.reduce((a, b) => (b.x.length > a.x.length ? b : a)), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const i = Math.floor(t.x.length * k) % t.x.length;
+  return {x: xa._offset + xa.d2p(t.x[i]), y: ya._offset + ya.d2p(t.y[i]),
+          points: gd._fullData.reduce((s, tr) => s + tr.x.length, 0)};
+}"""
+HOVER_TIP_JS = """(prev) => { const t = document.getElementById('tip'), i = document.getElementById('tipimg');
+  return t.style.display === 'block' && t.dataset.item !== prev && i.complete && i.naturalWidth > 0
+         && document.getElementById('tiptext').innerText.includes('·') ? t.dataset.item : null; }"""
+
+
+def measure_hover(page, url: str, n_points: int, hovers: int = 5) -> dict:
+    """The hover map (``?hover=1``): time to the drawn map, then from mouse move to the image
+    and card shown next to the cursor (median of ``hovers`` points, each a new item)."""
+    t0 = time.perf_counter()
+    page.goto(f"{url}/data-quality?hover=1")
+    frame, point, deadline = None, None, time.monotonic() + 180
+    while point is None or point["points"] < n_points:
+        if time.monotonic() > deadline:
+            raise TimeoutError("hover map not drawn")
+        for f in page.frames:
+            if "curator_hover_map" in f.url:
+                frame = f
+                try:
+                    point = f.evaluate(HOVER_POINT_JS, 0.5)
+                except Exception:
+                    point = None
+        page.wait_for_timeout(20)
+    out = {"hover_map_drawn_s": round(time.perf_counter() - t0, 3)}
+    box = page.locator("iframe[title*='curator_hover_map']").first.bounding_box()
+    latencies, prev = [], None
+    for k in range(hovers):
+        pt = frame.evaluate(HOVER_POINT_JS, (k + 1) / (hovers + 1))
+        page.mouse.move(box["x"] + pt["x"] + 2, box["y"] + pt["y"] + 2)
+        t1 = time.perf_counter()
+        page.mouse.move(box["x"] + pt["x"], box["y"] + pt["y"])
+        handle = frame.wait_for_function(HOVER_TIP_JS, arg=prev, timeout=30_000, polling="raf")
+        latencies.append(time.perf_counter() - t1)
+        prev = handle.json_value()
+    out["hover_preview_median_s"] = round(float(np.median(latencies)), 3)
+    out["hover_preview_max_s"] = round(float(np.max(latencies)), 3)
+    return out
+
+
 def measure(root: Path, n_points: int, shots: Path | None, port: int | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -236,6 +290,7 @@ def measure(root: Path, n_points: int, shots: Path | None, port: int | None = No
             results["selection_answered_s"] = round(time.perf_counter() - t1, 3)
             results["grid_before"] = state["txt"].split("\n")[0]
             results["grid_after"] = after["txt"].split("\n")[0]
+            results.update(measure_hover(page, url, n_points))
             if shots:
                 page.screenshot(path=str(shots / "data_quality_after_select.png"))
                 page.set_viewport_size({"width": 1500, "height": 2600})
@@ -260,14 +315,63 @@ def measure(root: Path, n_points: int, shots: Path | None, port: int | None = No
     return results
 
 
+# ------------------------------------------------------------------------------------ projections
+def clustered_vectors(n: int, dim: int = 384, clusters: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around ``clusters`` random centres (noise comparable to the spread of real
+    embeddings: neighbours mostly, not always, share the centre)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    labels = rng.integers(0, clusters, n)
+    x = centres[labels] + rng.normal(scale=1.2, size=(n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, labels
+
+
+_ONE_MAP = """
+import json, os, resource, sys, time
+sys.path.insert(0, {repo!r})
+import numpy as np
+from benchmarks.explorer import clustered_vectors
+from curator import projector as P
+x, y = clustered_vectors({n})
+t = time.perf_counter()
+coords = P.compute_map(P.MapSpec(method={method!r}), x)
+wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_SELF)
+acc = P.map_knn_accuracy(coords, y) if {n} <= 20000 else None
+print(json.dumps({{"wall_s": round(wall, 2), "process_cpu_s": round(ru.ru_utime + ru.ru_stime, 1), "map_10nn_acc": acc}}))
+"""
+
+
+def time_projections(sizes: list[int], methods=("pca", "umap", "tsne"), timeout: float = 3600) -> list[dict]:
+    """Time every method at every size, each in a fresh process (imports and JIT included)."""
+    rows = []
+    for n in sizes:
+        for method in methods:
+            load = os.getloadavg()[0]
+            proc = subprocess.run([sys.executable, "-c", _ONE_MAP.format(repo=str(REPO), n=n, method=method)],
+                                  capture_output=True, text=True, timeout=timeout)
+            if proc.returncode != 0:
+                rows.append({"n": n, "method": method, "error": proc.stderr.strip().splitlines()[-1:]})
+            else:
+                rows.append({"n": n, "method": method, **json.loads(proc.stdout.strip().splitlines()[-1]),
+                             "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--projections", default=None, help="comma-separated sizes: time each map method instead")
     ap.add_argument("--n", type=int, default=70_000, help="images (default 70,000)")
     ap.add_argument("--dir", type=Path, default=REPO / "bench-out", help="where the generated project is kept")
     ap.add_argument("--rebuild", action="store_true", help="regenerate the project even if it exists")
     ap.add_argument("--shots", type=Path, default=None, help="folder for screenshots")
     ap.add_argument("--port", type=int, default=None)
     args = ap.parse_args()
+    if args.projections:
+        time_projections([int(v) for v in args.projections.split(",")])
+        return 0
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: apt-get install chromium", file=sys.stderr)
         return 2
@@ -284,6 +388,8 @@ def main() -> int:
     res["images"] = args.n
     print(json.dumps(res, indent=2))
     ok = res["plot_drawn_cold_s"] < 5 and res["selection_answered_s"] < 2
+    print(f"hover map drawn: {res['hover_map_drawn_s']:.2f} s; image on hover: {res['hover_preview_median_s']:.3f} s median, "
+          f"{res['hover_preview_max_s']:.3f} s max")
     print(f"plot drawn: {res['plot_drawn_cold_s']:.2f} s cold / {res['plot_drawn_warm_s']:.2f} s warm (target < 5 s); "
           f"selection answered: {res['selection_answered_s']:.2f} s (target < 2 s) -> {'OK' if ok else 'MISSED'}")
     return 0 if ok else 1

@@ -15,12 +15,11 @@ a full disk or a read-only project ends in one line, with the database intact.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +34,9 @@ from .checks.labels import LabelIssueCheck, OutlierCheck, choose_label_features
 from .arrays import checksum, open_array, problem
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE, read_image
-from .neighbors import knn, normalize, reduce_dims
+from .neighbors import knn
 from .project import DATABASE, INCOMPLETE, Project
-from .projection import project_2d
+from .projector import FeatureSpaces, MapSpec, choose_space, clear_cache, compute_map, full_map, load_user_embeddings, parse_methods, save_map, thumbnail_features  # noqa: F401
 from .shell import command
 from .stage_status import StageStatus
 from .native_env import single_threaded_blas
@@ -61,8 +60,9 @@ class AnalyzeOptions:
     device: str = "auto"
     batch_size: int = 32
     workers: int = 0  # decode threads; 0 = inline (fastest for small images on 2 cores)
-    projection: str = "umap"
+    projection: str = "umap"  # comma-separated methods; the first draws arrays/projection.npy
     runtime: str = "auto"  # auto (onnxruntime for the default backbone on CPU, else torch), onnx, torch
+    embeddings: str | None = None  # the user's own embeddings file (.npy, CSV or Parquet)
     progress: bool = True
     stop_after_batches: int | None = None  # testing hook: simulate an interruption
 
@@ -257,7 +257,8 @@ def scan_and_embed(
 
 def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> str:
     h = hashlib.sha256()
-    h.update(f"{ANALYSIS_VERSION}|{__version__}|{backbone_key}|{opts.projection}".encode())
+    user = project.manifest.get("user_embeddings") or {}
+    h.update(f"{ANALYSIS_VERSION}|{__version__}|{backbone_key}|{opts.projection}|{user.get('checksum')}".encode())
     for row in project.db.execute("SELECT i.item_id, i.label, m.embed_key FROM items i LEFT JOIN metrics m USING(item_id) ORDER BY i.item_id"):
         h.update(repr(row).encode())
     return h.hexdigest()
@@ -272,11 +273,6 @@ def _pairs(ids: np.ndarray, nbr_idx: np.ndarray, k: int) -> np.ndarray:
     return pairs
 
 
-def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
-    """Per-image standardised thumbnails (brightness/contrast removed), unit norm."""
-    flat = thumbs.reshape(len(thumbs), int(np.prod(thumbs.shape[1:]))).astype(np.float32)
-    flat -= flat.mean(axis=1, keepdims=True)
-    return normalize(flat)
 
 
 def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> tuple[dict, str]:
@@ -290,13 +286,17 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
 
     status.begin("neighbours")
     emb = np.load(project.array_path(emb_file), mmap_mode="r")
-    x = normalize(np.asarray(emb[readable]))
-    x_pca = normalize(reduce_dims(x, 256))
+    thumbs = np.asarray(project.thumbnails())
+    # the user's own vectors, when given, replace the CNN embedding for every check
+    user = load_user_embeddings(project)
+    base = "user" if user is not None else "cnn"
+    spaces = FeatureSpaces(readable, cnn=emb, user=user, thumbs=thumbs)
+    x = spaces.full(base)
+    x_pca = spaces[base]
     # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
     # exactly the directions in which out-of-domain images differ (outliers vanish)
     x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
-    thumbs = np.asarray(project.thumbnails())
-    t_feat = normalize(reduce_dims(thumbnail_features(thumbs[readable]), 128))
+    t_feat = spaces["pixels"]
     k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
     nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
     t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
@@ -328,7 +328,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     # which features carry the labels best depends on the data: CNN + standardised pixels on
     # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
     label_space, label_features, lab_idx, lab_sim = choose_label_features(
-        {"cnn+pixels": np.hstack([x_pca, t_feat]) / np.sqrt(2.0), "cnn": x_pca}, labels)
+        {f"{base}+pixels": spaces[f"{base}+pixels"], base: x_pca}, labels)
     # an image-level defect explains an odd embedding: do not report it again as a wrong label
     defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
     skip = np.isin(readable, list(defective))
@@ -341,9 +341,20 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     status.end()
 
     status.begin("projection")
-    coords = np.full((n, 2), np.nan, dtype=np.float32)
-    if len(readable):
-        coords[readable] = project_2d(x_pca, nbr_idx[:, :NEIGHBOURS], nbr_sim[:, :NEIGHBOURS], method=opts.projection)
+    # the map is drawn on the feature space whose neighbours agree most with the labels (in
+    # full dimension): ImageNet features of 8x8 digits separate them far worse than pixels
+    map_space, map_agreement = choose_space(spaces, labels, [base, "pixels", f"{base}+pixels"])
+    known_nbrs = {label_space: (lab_idx, lab_sim), base: (nbr_idx, nbr_sim) if x_search is x_pca else None}
+    methods = parse_methods(opts.projection)
+    clear_cache(project.root)  # maps of the previous analysis
+    maps = {}
+    for method in methods:
+        spec = MapSpec(method=method, space=map_space)
+        tm = time.perf_counter()
+        maps[method] = full_map(n, readable, compute_map(spec, spaces[map_space], neighbours=known_nbrs.get(map_space)))
+        timings[f"projection_{method}"] = round(time.perf_counter() - tm, 3)
+        save_map(project.root, spec, maps[method])
+    coords = maps[methods[0]]
     status.end()
 
     # full-length neighbour table (item ids) for "show similar" in the explorer
@@ -369,7 +380,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
             "INSERT INTO issues(item_id, issue, score, severity, suggested_label, group_id, keep) VALUES (?,?,?,?,?,?,?)",
             rows,
         )
-    return all_findings["issue"].value_counts().to_dict(), label_space
+    return all_findings["issue"].value_counts().to_dict(), label_space, {"space": map_space, "agreement": map_agreement}
 
 
 def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None = None) -> AnalyzeReport:
@@ -417,6 +428,10 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
     trusted = _trusted_checksums(project)
     notes: list[str] = []
     backbone_key, emb_file, processed, reused = scan_and_embed(project, opts, timings, trusted, rebuilt, notes)
+    if opts.embeddings:
+        from .user_embeddings import store_user_embeddings
+
+        store_user_embeddings(project, opts.embeddings)
     n = len(project)
     notes += [n for n in [label_check_note(project.classes)] if n]
     fingerprint = _fingerprint(project, backbone_key, opts)
@@ -437,7 +452,7 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
         counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
         analysis = dict(project.analysis)
     else:
-        counts, label_space = find_issues(project, emb_file, opts, timings)
+        counts, label_space, map_choice = find_issues(project, emb_file, opts, timings)
         timings["total"] = round(time.perf_counter() - t_all, 3)
         with transaction(project.db) as c:
             c.execute("INSERT OR REPLACE INTO stages(name, fingerprint) VALUES ('issues', ?)", (fingerprint,))
@@ -447,7 +462,11 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
             "backbone_key": backbone_key,
             "embeddings_file": emb_file,
             "embedding_dim": dim,
-            "projection": opts.projection,
+            "projection": parse_methods(opts.projection)[0],
+            "projections": parse_methods(opts.projection),
+            "map_space": map_choice["space"],
+            "map_space_agreement": map_choice["agreement"],
+            "user_embeddings": project.manifest.get("user_embeddings"),
             "label_features": label_space,
             "items": n,
             "issues": {k: int(v) for k, v in counts.items()},

@@ -48,7 +48,10 @@ def main():
 @click.option("--allow-outside-source", is_flag=True,
               help="Also import files outside SOURCE: labels-file paths that lead out of it and symlinks in it "
                    "that point out (refused by default, so a labels file cannot pull in any file of the machine).")
-def import_cmd(source, out, labels_file, copy, force, allow_outside_source):
+@click.option("--embeddings", "embeddings_file", type=click.Path(path_type=Path), default=None,
+              help="Your own embeddings, used by analyze instead of the CNN's: .npy (one row per item, import order) "
+                   "or CSV/Parquet with path plus a list column or numeric columns.")
+def import_cmd(source, out, labels_file, copy, force, allow_outside_source, embeddings_file):
     """Make a project from a class-per-folder tree, or a folder plus a labels file.
 
     The labels file is a Parquet file or a CSV (separated by commas, semicolons, tabs or |,
@@ -65,6 +68,18 @@ def import_cmd(source, out, labels_file, copy, force, allow_outside_source):
 
     project = import_project(source, out, labels_file, copy=copy, overwrite=force,
                              allow_outside_source=allow_outside_source, note=note)
+    if embeddings_file is not None:
+        from .user_embeddings import store_user_embeddings
+
+        try:
+            dim = store_user_embeddings(project, embeddings_file)
+        except CuratorError:
+            import shutil
+
+            project.close()
+            shutil.rmtree(project.root, ignore_errors=True)  # no half-made project: import again once fixed
+            raise
+        click.echo(f"stored your {dim}-dimensional embeddings (used by analyze instead of the CNN's)")
     n = len(project)
     labelled = int(project.items()["label"].notna().sum())
     click.echo(f"created project {project.root} with {n} images ({labelled} labelled, {len(project.classes)} classes)")
@@ -138,21 +153,27 @@ def download(names, target_dir, list_only, force):
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True,
               help="Image-decoding threads running ahead of the CNN (0 = decode inline; try 1-2 for large JPEGs).")
-@click.option("--projection", type=click.Choice(["umap", "pca"]), default="umap", show_default=True)
+@click.option("--projection", default="umap", show_default=True, metavar="METHODS",
+              help="2D maps to precompute, comma-separated: umap, tsne, pca (the first is the default map; "
+                   "the explorer computes the others on demand).")
+@click.option("--embeddings", "embeddings_file", type=click.Path(path_type=Path), default=None,
+              help="Your own embeddings instead of the CNN's for neighbours, duplicates, label check, outliers and the map: "
+                   ".npy (one row per item, import order) or CSV/Parquet with path plus a list column or numeric columns.")
 @click.option("--runtime", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True,
               help="What runs the CNN: auto = onnxruntime for the default backbone on the CPU (exported once "
                    "into the user cache), torch otherwise.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def analyze(project, backbone, resolution, device, batch_size, workers, projection, runtime, quiet):
+def analyze(project, backbone, resolution, device, batch_size, workers, projection, embeddings_file, runtime, quiet):
     """Embed every image, compute quality metrics and issues, and the 2D projection."""
     from .analyze import AnalyzeOptions
     from .analyze import analyze as run
     from .project import Project
+    from .projector import parse_methods
 
     proj = Project(project)
     opts = AnalyzeOptions(backbone=backbone, resolution=resolution, device=device, batch_size=batch_size,
-                          workers=workers, projection=projection, runtime=runtime,
-                          progress=not quiet)
+                          workers=workers, projection=",".join(parse_methods(projection)), runtime=runtime,
+                          progress=not quiet, embeddings=str(embeddings_file) if embeddings_file else None)
     report = run(proj, opts)
     if report.up_to_date:
         click.echo(f"{proj.name}: up to date ({report.items} images, nothing changed)")

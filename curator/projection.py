@@ -39,7 +39,7 @@ def cache_umap_compilation() -> None:
 
 
 def project_2d(x: np.ndarray, nbr_idx: np.ndarray | None = None, nbr_sim: np.ndarray | None = None,
-               method: str = "umap", seed: int = 42) -> np.ndarray:
+               method: str = "umap", seed: int = 42, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros((0, 2), dtype=np.float32)
@@ -56,7 +56,7 @@ def project_2d(x: np.ndarray, nbr_idx: np.ndarray | None = None, nbr_sim: np.nda
     cache_umap_compilation()
     import umap
 
-    k = 15 if nbr_idx is None else min(15, nbr_idx.shape[1] + 1)
+    k = n_neighbors if nbr_idx is None else min(n_neighbors, nbr_idx.shape[1] + 1)
     k = min(k, n - 1)
     kwargs = {}
     if nbr_idx is not None and nbr_idx.shape[1] + 1 >= k and (nbr_idx[:, : k - 1] >= 0).all():
@@ -65,7 +65,7 @@ def project_2d(x: np.ndarray, nbr_idx: np.ndarray | None = None, nbr_sim: np.nda
         dist = np.concatenate([np.zeros((n, 1)), 1.0 - np.clip(nbr_sim[:, : k - 1], -1, 1)], axis=1).astype(np.float32)
         kwargs["precomputed_knn"] = (idx, np.maximum(dist, 0.0), None)
     # 200 epochs (UMAP's own choice above 10k points) keeps small sets as cheap as large ones
-    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric="cosine", n_epochs=200, random_state=seed,
+    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric="cosine", n_epochs=200, random_state=seed, min_dist=min_dist,
                         init="spectral" if n > 100 else "random", **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -7,9 +7,11 @@ import streamlit as st
 
 from curator.explorer import data as D
 from curator.explorer import figures, ui
+from curator.explorer import projector_ui as PU
 
 data = ui.data()
 st.title("Data Quality")
+PU.apply_query(data, "dq")
 filters = ui.sidebar_filters(data, "dq")
 
 metrics = data.available_metrics()
@@ -27,14 +29,18 @@ outliers = bar[2].segmented_control(
     help="keep only images outside the interquartile-range bands of this metric",
 )
 
-selection = ui.map_selection("dq")
 left, right = st.columns([3, 2], gap="medium")
 with left:
-    st.markdown("**2D map of the images** (coloured by class) — drag a box, or pick the lasso, to narrow the grid")
+    spec, color = PU.controls(data, "dq", "class")
+    spec = PU.resolve(data, "dq", spec)
+    ui.set_map("dq", spec, color)
+    selection = ui.map_selection("dq")
+    st.markdown(f"**2D map**: {spec.describe()}, coloured by {figures.color_label(color)} — drag a box, or pick the "
+                "lasso, to narrow the grid")
     map_slot = st.container()
     if selection is None:
         with map_slot:
-            ui.draw_map(data, "dq", "class")
+            ui.draw_map(data, "dq", color, spec)
 with right:
     st.markdown(f"**{D.METRICS[metric].label}** distribution · :gray[{D.METRICS[metric].help}]")
     chart_slot = st.empty()
@@ -80,4 +86,5 @@ else:
 
 if selection is not None:
     with map_slot:
-        ui.draw_map(data, "dq", "class")
+        ui.draw_map(data, "dq", color, spec)
+PU.write_query("dq", spec)

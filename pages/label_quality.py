@@ -8,11 +8,13 @@ import streamlit as st
 
 from curator.explorer import data as D
 from curator.explorer import figures, ui
+from curator.explorer import projector_ui as PU
 
 data = ui.data()
 st.title("Label Quality")
 if ui.no_labels_note(data, ", so there are no labels to check"):
     st.stop()
+PU.apply_query(data, "lq")
 filters = ui.sidebar_filters(data, "lq", issues=False)
 n_issues = data.issue_counts.get("label_issue", 0)
 labelled = int(data.labelled.sum())
@@ -37,14 +39,19 @@ top_pair = (f"{ui.md(pairs.iloc[0]['given'])} → {ui.md(pairs.iloc[0]['suggeste
             if len(pairs) else "–")
 cols[3].metric("Most common confusion", top_pair, border=True, help="given → suggested (count)")
 
-selection = ui.map_selection("lq")
 left, right = st.columns([3, 2], gap="medium")
 with left:
-    st.markdown("**2D map coloured by given label** — label issues have a :red[red ring]. Drag a box or lasso to narrow the list.")
+    spec, color = PU.controls(data, "lq", "label")
+    spec = PU.resolve(data, "lq", spec)
+    ui.set_map("lq", spec, color)
+    selection = ui.map_selection("lq")
+    ring = " — label issues have a :red[red ring]" if color == "label" else ""
+    st.markdown(f"**2D map**: {spec.describe()}, coloured by {figures.color_label(color)}{ring}. Drag a box or lasso "
+                "to narrow the list.")
     map_slot = st.container()
     if selection is None:
         with map_slot:
-            ui.draw_map(data, "lq", "label")
+            ui.draw_map(data, "lq", color, spec)
 with right:
     st.markdown("**Class pairs** (given × suggested) — click a row to filter")
     nonce = st.session_state.get("lq_pairs_nonce", 0)
@@ -140,4 +147,5 @@ ui.image_grid(data, ids, "lq", extra=given_vs_suggested, skip=("label_issue",),
 
 if selection is not None:
     with map_slot:
-        ui.draw_map(data, "lq", "label")
+        ui.draw_map(data, "lq", color, spec)
+PU.write_query("lq", spec)

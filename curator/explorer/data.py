@@ -412,6 +412,83 @@ class ExplorerData:
         key = np.where(np.isfinite(v), -v if descending else v, np.inf)
         return ids[np.lexsort((ids, key))]
 
+    # ------------------------------------------------------------------ the projector
+    def default_map_spec(self):
+        """The spec of ``arrays/projection.npy``: the method and feature space analyze used."""
+        from ..projector import METHODS, SPACE_LABELS, MapSpec
+
+        method = str(self.analysis.get("projection") or "umap").split(",")[0]
+        space = self.analysis.get("map_space") or "cnn"  # analyses before the projector drew on the CNN
+        return MapSpec(method=method if method in METHODS else "umap", space=space if space in SPACE_LABELS else "cnn")
+
+    def map_spaces(self) -> list[str]:
+        """Feature spaces a map can be drawn from in this project (nothing computed yet)."""
+        def names():  # from the analysis record: reading the arrays waits until a map is computed
+            from ..projector import USER_EMBEDDINGS
+
+            thumbs = (self.root / "arrays" / "thumbnails.npy").exists()
+            out = []
+            for base, present in (("user", bool(self.analysis.get("user_embeddings"))
+                                   and (self.root / "arrays" / USER_EMBEDDINGS).exists()),
+                                  ("cnn", bool(self.analysis.get("embeddings_file")))):
+                if present:
+                    out += [base, f"{base}+pixels"] if thumbs else [base]
+            return out + (["pixels"] if thumbs else [])
+
+        return self.memo("map_space_names", names)
+
+    def _spaces(self):
+        from ..projector import FeatureSpaces
+
+        def make():
+            with Project(self.root, readonly=True) as project:
+                return FeatureSpaces.of_project(project)
+
+        return self.memo("map_spaces", make)
+
+    def map_coords(self, spec) -> np.ndarray | None:
+        """(N, 2) coordinates of ``spec`` when known without computing: the default map, one
+        computed in this process, or one cached in ``arrays/``; else None."""
+        from ..projector import cached_map
+
+        if spec == self.default_map_spec():
+            return self.projection
+        with self._lock:
+            if ("map", spec) in self._memo:
+                return self._memo[("map", spec)]
+        found = cached_map(self.root, spec, self.n)
+        if found is not None:
+            with self._lock:
+                self._memo[("map", spec)] = found
+        return found
+
+    def compute_map(self, spec, progress=None) -> np.ndarray:
+        """Compute ``spec``'s map, keep it in memory and cache it in the project when writable."""
+        from ..projector import compute_map, full_map, save_map
+
+        found = self.map_coords(spec)
+        if found is not None:
+            return found
+        spaces = self._spaces()
+        if progress:
+            progress(0.0, "features")
+        coords = full_map(self.n, spaces.readable, compute_map(spec, spaces[spec.space], progress=progress))
+        save_map(self.root, spec, coords)  # read-only project: kept in memory only
+        with self._lock:
+            self._memo[("map", spec)] = coords
+        return coords
+
+    def worst_issue(self) -> np.ndarray:
+        """(N,) the highest-scoring issue type of each item, ``NO_ISSUE`` where none."""
+        def make():
+            out = np.full(self.n, NO_ISSUE, dtype=object)
+            if len(self.issues):
+                top = self.issues.sort_values("score", kind="stable").drop_duplicates("item_id", keep="last")
+                out[top["item_id"].to_numpy(dtype=np.int64)] = top["issue"].to_numpy()
+            return out
+
+        return self.memo("worst_issue", make)
+
     # ------------------------------------------------------------------ export
     def export_rows(self, item_ids: Sequence[int], issues: Sequence[str] = ()) -> pd.DataFrame:
         """The export schema for some items (one row per (item, issue)); items without a

@@ -23,25 +23,88 @@ def plot_texts(values) -> list[str]:
     return [plot_text(v) for v in values]
 
 
-def scatter(d: D.ExplorerData, mode: str = "class"):
-    """The embedding map (memoised on ``d``): one scattergl trace per class with every point,
-    item ids as customdata. ``mode`` "class": coloured by label; "label": the same, faded, with
-    the label issues drawn on top as open red circles.
+COLOR_MODES = {"class": "class", "label": "given vs suggested label", "issue": "issue type", "tag": "tag"}
+ISSUE_COLORS = {
+    "unreadable": "#495057", "exact_duplicate": "#7048e8", "near_duplicate": "#ae3ec9", "dark": "#343a40",
+    "bright": "#fab005", "blurry": "#15aabf", "low_information": "#adb5bd", "odd_aspect_ratio": "#fd7e14",
+    "odd_size": "#e67700", "outlier": "#2f9e44", "label_issue": "#e03131",
+}
+NONE_COLOR = "#ced4da"
 
-    Built once per analysis so every rerun sends an identical figure: Streamlit then keeps the
-    user's box/lasso selection and sends only a cache reference instead of the points."""
-    return d.memo(("scatter", mode), lambda: _scatter(d, mode))
+
+def color_label(color: str) -> str:
+    return COLOR_MODES.get(color) or D.METRICS[color].label
 
 
-def _scatter(d: D.ExplorerData, mode: str):
+def scatter(d: D.ExplorerData, mode: str = "class", spec=None, tag_of: np.ndarray | None = None):
+    """The embedding map (memoised on ``d``, except when coloured by tag, which changes as
+    the user tags): every point, item ids as customdata. ``mode``: "class" (one trace per
+    class), "label" (classes faded, label issues drawn on top with a red ring), "issue" (worst
+    issue type), "tag" (first tag, ``tag_of`` per item) or a metric key (continuous colour
+    scale with a colour bar). ``spec``: the map (default: ``arrays/projection.npy``); its
+    coordinates must be known (:meth:`ExplorerData.map_coords`).
+
+    Built once per (map, colouring) so every rerun sends an identical figure: Streamlit then
+    keeps the user's box/lasso selection and sends only a cache reference instead of the points."""
+    if spec is not None and spec == d.default_map_spec():
+        spec = None
+    xy = d.projection if spec is None else d.map_coords(spec)
+    if xy is None:
+        raise ValueError(f"the map {spec} is not computed yet")
+    if mode == "tag":
+        return _scatter(d, mode, xy, tag_of)
+    return d.memo(("scatter", mode, spec), lambda: _scatter(d, mode, xy))
+
+
+def _category_traces(fig, xy, ok, values: np.ndarray, order: list, colors: dict, size, opacity, what: str):
     import plotly.graph_objects as go
 
-    ok = np.isfinite(d.projection).all(axis=1)
+    for name in order:
+        m = ok & (values == name)
+        if not m.any():
+            continue
+        ids = np.nonzero(m)[0].astype(np.int32)
+        fig.add_trace(go.Scattergl(
+            x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{plot_text(name)} ({len(ids):,})", customdata=ids,
+            marker=dict(size=size, color=colors[name], opacity=opacity), meta=plot_text(name),
+            hovertemplate=f"#%{{customdata}} · {what} %{{meta}}<extra></extra>",
+        ))
+
+
+def _scatter(d: D.ExplorerData, mode: str, xy: np.ndarray, tag_of: np.ndarray | None = None):
+    import plotly.graph_objects as go
+
+    ok = np.isfinite(xy).all(axis=1)
     n_ok = int(ok.sum())
     size = 7 if n_ok < 2_000 else 5 if n_ok < 20_000 else 3
     fig = go.Figure()
-    opacity = 0.75 if mode == "class" else 0.4
-    if len(d.label_values) <= MAX_CLASS_TRACES:
+    opacity = 0.4 if mode == "label" else 0.75
+    legend_title = {"label": "given label", "issue": "worst issue", "tag": "tag"}.get(mode, "class")
+    if mode == "issue":
+        worst = d.worst_issue()
+        order = [t for t in D.ISSUE_TYPES if d.issue_counts.get(t)] + [D.NO_ISSUE]
+        _category_traces(fig, xy, ok, worst, order, {**ISSUE_COLORS, D.NO_ISSUE: NONE_COLOR}, size, opacity, "issue")
+    elif mode == "tag":
+        tags = np.asarray(tag_of if tag_of is not None else np.full(d.n, "(untagged)", dtype=object), dtype=object)
+        names = sorted(set(tags.tolist()) - {"(untagged)"})
+        colors = {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(names)} | {"(untagged)": NONE_COLOR}
+        _category_traces(fig, xy, ok, tags, ["(untagged)"] + names, colors, size, opacity, "tag")
+    elif mode in D.METRICS:
+        v = d.metric(mode)
+        has = ok & np.isfinite(v)
+        if (ok & ~has).any():
+            _category_traces(fig, xy, ok & ~has, np.full(d.n, "no value", dtype=object), ["no value"],
+                             {"no value": NONE_COLOR}, size, opacity, D.METRICS[mode].label.lower())
+        ids = np.nonzero(has)[0].astype(np.int32)
+        lo, hi = (np.percentile(v[has], [1, 99]) if len(ids) else (0.0, 1.0))
+        fig.add_trace(go.Scattergl(
+            x=xy[has, 0], y=xy[has, 1], mode="markers", name=D.METRICS[mode].label, customdata=ids, text=v[has],
+            marker=dict(size=size, color=v[has], colorscale="Viridis", cmin=float(lo), cmax=float(hi if hi > lo else lo + 1e-9),
+                        opacity=opacity, showscale=True,
+                        colorbar=dict(title=dict(text=D.METRICS[mode].label, side="right"), thickness=12, len=0.9)),
+            hovertemplate=f"#%{{customdata}} · {D.METRICS[mode].label.lower()} %{{text:.4g}}<extra></extra>", showlegend=False,
+        ))
+    elif len(d.label_values) <= MAX_CLASS_TRACES:
         for code, name in enumerate(d.label_values):
             m = ok & (d.label_codes == code)
             if not m.any():
@@ -49,7 +112,7 @@ def _scatter(d: D.ExplorerData, mode: str):
             ids = np.nonzero(m)[0].astype(np.int32)
             fig.add_trace(
                 go.Scattergl(
-                    x=d.projection[m, 0], y=d.projection[m, 1], mode="markers", name=f"{plot_text(name)} ({len(ids):,})",
+                    x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{plot_text(name)} ({len(ids):,})",
                     customdata=ids, marker=dict(size=size, color=PALETTE[code % len(PALETTE)], opacity=opacity),
                     meta=plot_text(name), hovertemplate="#%{customdata} · %{meta}<extra></extra>",
                 )
@@ -58,7 +121,7 @@ def _scatter(d: D.ExplorerData, mode: str):
         ids = np.nonzero(ok)[0].astype(np.int32)
         fig.add_trace(
             go.Scattergl(
-                x=d.projection[ok, 0], y=d.projection[ok, 1], mode="markers", name="images", customdata=ids,
+                x=xy[ok, 0], y=xy[ok, 1], mode="markers", name="images", customdata=ids,
                 text=plot_texts(d.labels[ok]), marker=dict(size=size, color=d.label_codes[ok], colorscale="Turbo", opacity=opacity),
                 hovertemplate="#%{customdata} · %{text}<extra></extra>",
             )
@@ -69,7 +132,7 @@ def _scatter(d: D.ExplorerData, mode: str):
         big = len(ids) > 300
         fig.add_trace(
             go.Scattergl(
-                x=d.projection[m, 0], y=d.projection[m, 1], mode="markers", name=f"label issue ({len(ids):,})",
+                x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"label issue ({len(ids):,})",
                 customdata=ids, text=[f"{plot_text(g)} → {plot_text(s)}" for g, s in zip(d.labels[m], d.suggested[m])],
                 marker=dict(size=size + (3 if big else 6), color=[PALETTE[c % len(PALETTE)] for c in d.label_codes[m]],
                             line=dict(color="#c92a2a", width=1.2 if big else 2), opacity=1.0),
@@ -78,7 +141,7 @@ def _scatter(d: D.ExplorerData, mode: str):
         )
     fig.update_layout(
         height=480, margin=dict(l=8, r=8, t=8, b=8), dragmode="select", uirevision="keep", hovermode="closest",
-        legend=dict(itemsizing="constant", title_text="given label" if mode == "label" else "class", font=dict(size=11),
+        legend=dict(itemsizing="constant", title_text=legend_title, font=dict(size=11),
                     y=0.93, yanchor="top"),
         xaxis=dict(showticklabels=False, title=None, zeroline=False, showgrid=False),
         yaxis=dict(showticklabels=False, title=None, zeroline=False, showgrid=False),

@@ -67,7 +67,9 @@ def install() -> None:
     def guarded_app(runtime):
         from streamlit import config
 
-        return LoopbackHostGuard(make_app(runtime), int(config.get_option("server.port")))
+        from .previews import PreviewRoutes  # thumbnails and plotly.js for the hover map, same guard
+
+        return LoopbackHostGuard(PreviewRoutes(make_app(runtime)), int(config.get_option("server.port")))
 
     guarded_app._curator_guarded = True
     starlette_server.create_starlette_app = guarded_app

@@ -191,11 +191,36 @@ def _parse_selection(event) -> tuple[np.ndarray | None, tuple]:
 
 
 def _map_key(page: str) -> str:
-    return f"{page}_plot_{st.session_state.get(f'{page}_plot_nonce', 0)}"
+    """The map widget's key: new after "clear selection" and for every other map or colouring
+    (a selection made on one map means nothing on another)."""
+    return f"{page}_plot_{st.session_state.get(f'{page}_plot_nonce', 0)}{st.session_state.get(f'{page}_map_id', '')}"
+
+
+def set_map(page: str, spec, color: str) -> None:
+    """Record which map and colouring the page draws (before :func:`map_selection`)."""
+    hover = "_hover" if st.session_state.get(f"{page}_map_hover") else ""
+    st.session_state[f"{page}_map_id"] = f"_{spec.key()}_{color}{hover}"
+
+
+@functools.lru_cache(maxsize=1)
+def _hover_component():
+    import streamlit.components.v1 as components
+
+    return components.declare_component("curator_hover_map", path=str(Path(__file__).with_name("hover_map")))
+
+
+def _figure_json(d: D.ExplorerData, fig, mode: str, spec) -> str:
+    if mode == "tag":
+        return fig.to_json()
+    return d.memo(("scatter_json", mode, spec), fig.to_json)
 
 
 def _update_selection(page: str, event) -> np.ndarray | None:
-    ids, sig = _parse_selection(event)
+    if isinstance(event, dict) and "seq" in event:  # the hover map component: {ids, seq, at}
+        ids = None if event.get("ids") is None else np.unique(np.asarray(event["ids"], dtype=np.int64))
+        sig = ("hover", event.get("seq"), event.get("at")) if ids is not None else ()
+    else:
+        ids, sig = _parse_selection(event)
     sig_key, sel_key = f"{page}_plot_sig", f"{page}_selection"
     if sig != st.session_state.get(sig_key, ()):
         st.session_state[sig_key] = sig
@@ -218,11 +243,24 @@ def map_selection(page: str) -> np.ndarray | None:
     return _update_selection(page, event)
 
 
-def draw_map(d: D.ExplorerData, page: str, mode: str = "class") -> np.ndarray | None:
+def draw_map(d: D.ExplorerData, page: str, mode: str = "class", spec=None) -> np.ndarray | None:
     """Draw the 2D map (box/lasso selection reruns the app). Pages draw it into a slot at the
     end of the script while a selection is active: Streamlit deep-copies a selection of many
-    points on every run, and that should not delay the grid."""
-    event = st.plotly_chart(figures.scatter(d, mode), key=_map_key(page), on_select="rerun",
+    points on every run, and that should not delay the grid. ``spec``: which map (default
+    ``arrays/projection.npy``); ``mode``: the colouring (see :func:`figures.scatter`)."""
+    tag_of = None
+    if mode == "tag":
+        from .projector_ui import tag_of as first_tags
+
+        tag_of = first_tags(d, tags_by_item(d))
+    if st.session_state.get(f"{page}_map_hover"):
+        # image on hover: plotly.js in a component; thumbnails fetched from the app per hover
+        fig = figures.scatter(d, mode, spec, tag_of)
+        text = _figure_json(d, fig, mode, spec)
+        value = _hover_component()(figure=text, fig_id=f"{st.session_state.get(f'{page}_map_id', '')}-{len(text)}-{hash(text)}",
+                                   height=480, config={**PLOT_CONFIG, "displaylogo": False}, key=_map_key(page), default=None)
+        return _update_selection(page, value)
+    event = st.plotly_chart(figures.scatter(d, mode, spec, tag_of), key=_map_key(page), on_select="rerun",
                             selection_mode=("box", "lasso"), config=PLOT_CONFIG, width="stretch")
     return _update_selection(page, event)
 
