@@ -5,7 +5,13 @@ Session-scoped and built once; tests that modify a project must copy it first
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +110,6 @@ def copy_project(analyzed_project, tmp_path):
 
 # --------------------------------------------------------------------------- CLI helpers
 # (added for tests/test_core_*.py; the fixtures above are unchanged)
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 
 def _curator_command() -> list[str]:
@@ -140,3 +143,32 @@ def digits_cli_project(tmp_path_factory) -> dict:
     analyze = run_curator("analyze", project, "-q", "--projection", "pca", "--workers", "0")
     assert analyze.returncode == 0, analyze.stderr
     return {"project": project, "download": download, "analyze": analyze, "dir": base}
+
+
+# ----------------------------------------------------------------------------- a real explorer
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Explorer:
+    """`curator visualize ROOT --port PORT` as a real server, stopped with Ctrl-C."""
+
+    def __init__(self, root: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "curator.cli", "visualize", str(root), "--port", str(self.port)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def __enter__(self):
+        line, deadline = "", time.monotonic() + 120
+        while not line.startswith("ready:") and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            assert line or self.proc.poll() is None, "curator visualize exited early"
+        assert self.url in line, line
+        return self
+
+    def __exit__(self, *exc):
+        os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.communicate(timeout=30)

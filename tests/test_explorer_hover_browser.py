@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from test_explorer_projector_browser import CHROMIUM, CHROMIUM_ARGS, Explorer
+from conftest import Explorer
+from test_explorer_projector_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.slow,

@@ -4,17 +4,14 @@ map and the URL follows; no request leaves 127.0.0.1."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+
+from conftest import Explorer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -38,32 +35,6 @@ MAP_STATE = """() => {
   }
   return null;
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Explorer:
-    def __init__(self, root: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "curator.cli", "visualize", str(root), "--port", str(self.port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-    def __enter__(self):
-        line, deadline = "", time.monotonic() + 120
-        while not line.startswith("ready:") and time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            assert line or self.proc.poll() is None, "curator visualize exited early"
-        assert self.url in line, line
-        return self
-
-    def __exit__(self, *exc):
-        os.killpg(self.proc.pid, signal.SIGINT)
-        self.proc.communicate(timeout=30)
 
 
 def wait_map(tab, check, timeout: float = 240) -> dict:

@@ -13,11 +13,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +25,7 @@ from PIL import Image
 from curator.explorer import APP_PATH, page_path, ui
 from curator.explorer import data as D
 
-from conftest import digit_images
+from conftest import Explorer, digit_images
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -145,34 +141,6 @@ def assert_literal(at, expected: list[str]) -> None:
         assert fragment not in unescaped, fragment
     for raw in expected:
         assert literal(raw) in joined, (raw, texts)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Explorer:
-    """`curator visualize ROOT --port PORT` as a real server, stopped with Ctrl-C."""
-
-    def __init__(self, root: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "curator.cli", "visualize", str(root), "--port", str(self.port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-    def __enter__(self):
-        line, deadline = "", time.monotonic() + 120
-        while not line.startswith("ready:") and time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            assert line or self.proc.poll() is None, "curator visualize exited early"
-        assert self.url in line, line
-        return self
-
-    def __exit__(self, *exc):
-        os.killpg(self.proc.pid, signal.SIGINT)
-        self.proc.communicate(timeout=30)
 
 
 def http_status(port: int, host: str, path: str = "/") -> int:
