@@ -68,10 +68,17 @@ def test_link_view_and_switching_to_tsne(copy_project):
             # a fresh visit shows the default (PCA) map; clicking t-SNE redraws it and the URL follows
             tab.goto(f"{server.url}/data-quality")
             pca = wait_map(tab, lambda s: s["points"] == n_points and s["caption"].startswith("2D map: PCA"))
-            tab.locator(".st-key-dq_map_method button", has_text="t-SNE").click()
-            tsne = wait_map(tab, lambda s: s["caption"].startswith("2D map: t-SNE") and s["points"] == n_points)
+            for attempt in range(3):  # a click that lands while the page is still rerunning can be dropped
+                tab.locator(".st-key-dq_map_method button", has_text="t-SNE").click()
+                try:
+                    tsne = wait_map(tab, lambda s: s["caption"].startswith("2D map: t-SNE") and s["points"] == n_points,
+                                    timeout=60)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
             assert tsne["x"] != pca["x"]
-            tab.wait_for_function("() => location.search.includes('projection=tsne')", timeout=30_000)
+            tab.wait_for_function("() => location.search.includes('projection=tsne')", timeout=60_000)
             query = parse_qs(urlsplit(tab.url).query)
             assert query["projection"] == ["tsne"] and "embedding" in query and "color" in query
         finally:
