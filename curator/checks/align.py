@@ -13,6 +13,8 @@ in units of the images' contrast.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 SMOOTH_SIGMA = 1.0  # thumbnail pixels; noise averages out, strokes and edges survive
@@ -265,21 +267,44 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
         lum = colour.mean(axis=3, keepdims=True)
         lum /= np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
         prepared[level] = (sel, inverse.reshape(-1, 2), colour, lum)
-        for start in range(0, len(sel), chunk):
-            ia, ib = prepared[level][1][start : start + chunk].T
+
+        def search(start, sel=sel, inverse=prepared[level][1], colour=colour, lum=lum):
+            ia, ib = inverse[start : start + chunk].T
             rows = sel[start : start + chunk]
             # the search runs on luminance (3x cheaper); the difference it leaves, in colour
             params[rows] = initial_alignment(lum[ia], lum[ib])[0]
             out[rows] = _mean_abs(colour[ia], warp(colour[ib], params[rows]))
+
+        _each_chunk(search, len(sel), chunk)
     todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)
     for level, (sel, inverse, colour, lum) in prepared.items():
         keep = todo[sel]
         sel, inverse = sel[keep], inverse[keep]
-        for start in range(0, len(sel), chunk):
+
+        def refine_chunk(start, sel=sel, inverse=inverse, colour=colour, lum=lum):
             ia, ib = inverse[start : start + chunk].T
             rows = sel[start : start + chunk]
             out[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows])
+
+        _each_chunk(refine_chunk, len(sel), chunk)
     return out
+
+
+def _each_chunk(work, n: int, chunk: int) -> None:
+    """``work(start)`` for every chunk of ``n`` pairs, on up to two threads: the chunks write
+    disjoint rows, and numpy releases the GIL inside its array operations, so the second core
+    does real work (the alignment is the costliest dataset-level stage of analyze)."""
+    starts = range(0, n, chunk)
+    threads = min(2, os.cpu_count() or 1, len(starts))
+    if threads <= 1:
+        for start in starts:
+            work(start)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(work, starts):  # re-raises the first failure
+            pass
 
 
 def rank_within_nodes(pairs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
