@@ -59,7 +59,7 @@ class AnalyzeOptions:
     resolution: int | None = None
     device: str = "auto"
     batch_size: int = 32
-    workers: int = 0  # decode threads; 0 = inline (fastest for small images on 2 cores)
+    workers: int = 1  # decode threads ahead of the CNN; 0 = inline (1: +10% img/s on 2 cores since the ONNX forward)
     projection: str = "umap"  # comma-separated methods; the first draws arrays/projection.npy
     runtime: str = "auto"  # auto (onnxruntime for the default backbone on CPU, else torch), onnx, torch
     embeddings: str | None = None  # the user's own embeddings file (.npy, CSV or Parquet)
