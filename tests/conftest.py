@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,24 @@ class Explorer:
     def __exit__(self, *exc):
         os.killpg(self.proc.pid, signal.SIGINT)
         self.proc.communicate(timeout=30)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def explorer_tab(root: Path):
+    """A real explorer on ROOT and a Debian-chromium tab (1400x1000) recording every URL it
+    requests: yields (server, tab, requests)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    requests: list[str] = []
+    with Explorer(root) as server, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.on("request", lambda r: requests.append(r.url))
+            yield server, tab, requests
+        finally:
+            browser.close()

@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from conftest import Explorer
-from test_explorer_projector_browser import CHROMIUM, CHROMIUM_ARGS
+from conftest import CHROMIUM, explorer_tab
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,62 +38,54 @@ TIP = """() => {
 
 
 def test_hover_shows_the_image_and_box_selection_still_narrows_the_grid(copy_project):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
     root = copy_project()
     n_points = int(np.isfinite(np.load(root / "arrays" / "projection.npy")).all(axis=1).sum())
-    requests: list[str] = []
-    with Explorer(root) as server, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.on("request", lambda r: requests.append(r.url))
-            tab.goto(f"{server.url}/data-quality?hover=1")
-            frame = None
-            deadline = time.monotonic() + 180
-            point = None
-            while time.monotonic() < deadline and point is None:
-                for f in tab.frames:
-                    if "curator_hover_map" in f.url:
-                        frame = f
-                        try:
-                            point = f.evaluate(POINT)
-                        except Exception:
-                            point = None
-                tab.wait_for_timeout(250)
-            assert point and point["points"] == n_points, point
-            box = tab.locator("iframe[title*='curator_hover_map']").first.bounding_box()
-            tab.mouse.move(box["x"] + point["x"] + 3, box["y"] + point["y"] + 3)
-            tab.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
-            frame.wait_for_function("() => { const i = document.getElementById('tipimg');"
-                                    " return document.getElementById('tip').style.display === 'block' && i.complete"
-                                    " && i.naturalWidth > 0 && document.getElementById('tiptext').innerText.includes('·'); }",
-                                    timeout=30_000)
-            tip = frame.evaluate(TIP)
-            item = int(tip["item"])
-            assert tip["width"] >= 96 and tip["natural"] >= 96
-            from curator.explorer import data as D
+    with explorer_tab(root) as (server, tab, requests):
+        tab.goto(f"{server.url}/data-quality?hover=1")
+        frame = None
+        deadline = time.monotonic() + 180
+        point = None
+        while time.monotonic() < deadline and point is None:
+            for f in tab.frames:
+                if "curator_hover_map" in f.url:
+                    frame = f
+                    try:
+                        point = f.evaluate(POINT)
+                    except Exception:
+                        point = None
+            tab.wait_for_timeout(250)
+        assert point and point["points"] == n_points, point
+        box = tab.locator("iframe[title*='curator_hover_map']").first.bounding_box()
+        tab.mouse.move(box["x"] + point["x"] + 3, box["y"] + point["y"] + 3)
+        tab.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
+        frame.wait_for_function("() => { const i = document.getElementById('tipimg');"
+                                " return document.getElementById('tip').style.display === 'block' && i.complete"
+                                " && i.naturalWidth > 0 && document.getElementById('tiptext').innerText.includes('·'); }",
+                                timeout=30_000)
+        tip = frame.evaluate(TIP)
+        item = int(tip["item"])
+        assert tip["width"] >= 96 and tip["natural"] >= 96
+        from curator.explorer import data as D
 
-            d = D.load(root)
-            assert f"#{item}" in tip["text"] and d.labels[item] in tip["text"]
-            for info in d.item_issues.get(item, []):
-                assert info.issue in tip["text"]
-            # next to the cursor
-            assert abs(tip["left"] - point["x"]) < 200 and abs(tip["top"] - point["y"]) < 250
+        d = D.load(root)
+        assert f"#{item}" in tip["text"] and d.labels[item] in tip["text"]
+        for info in d.item_issues.get(item, []):
+            assert info.issue in tip["text"]
+        # next to the cursor
+        assert abs(tip["left"] - point["x"]) < 200 and abs(tip["top"] - point["y"]) < 250
 
-            # box-select the left half: the grid narrows to the selection
-            area = frame.locator(".nsewdrag").first.bounding_box()
-            x0, y0 = area["x"] + area["width"] * 0.02, area["y"] + area["height"] * 0.02
-            x1, y1 = area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.98
-            tab.mouse.move(x0, y0)
-            tab.mouse.down()
-            for k in range(1, 11):
-                tab.mouse.move(x0 + (x1 - x0) * k / 10, y0 + (y1 - y0) * k / 10)
-            tab.mouse.up()
-            tab.wait_for_function("() => / selected in the 2D map/.test(document.body.innerText)", timeout=60_000)
-            m = re.search(r"([\d,]+) of ([\d,]+) images in view · ([\d,]+) selected", tab.locator("body").inner_text())
-            assert m and 0 < int(m.group(1).replace(",", "")) < int(m.group(2).replace(",", ""))
-        finally:
-            browser.close()
+        # box-select the left half: the grid narrows to the selection
+        area = frame.locator(".nsewdrag").first.bounding_box()
+        x0, y0 = area["x"] + area["width"] * 0.02, area["y"] + area["height"] * 0.02
+        x1, y1 = area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.98
+        tab.mouse.move(x0, y0)
+        tab.mouse.down()
+        for k in range(1, 11):
+            tab.mouse.move(x0 + (x1 - x0) * k / 10, y0 + (y1 - y0) * k / 10)
+        tab.mouse.up()
+        tab.wait_for_function("() => / selected in the 2D map/.test(document.body.innerText)", timeout=60_000)
+        m = re.search(r"([\d,]+) of ([\d,]+) images in view · ([\d,]+) selected", tab.locator("body").inner_text())
+        assert m and 0 < int(m.group(1).replace(",", "")) < int(m.group(2).replace(",", ""))
     hosts = {urlsplit(u).hostname for u in requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
     assert hosts <= {"127.0.0.1"}, sorted(u for u in requests if urlsplit(u).hostname != "127.0.0.1")
     assert any("/_curator/thumb/" in u for u in requests) and any(u.endswith("/_curator/plotly.min.js") for u in requests)

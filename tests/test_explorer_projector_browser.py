@@ -11,11 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
-from conftest import Explorer
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from conftest import CHROMIUM, explorer_tab
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,39 +45,31 @@ def wait_map(tab, check, timeout: float = 240) -> dict:
 
 
 def test_link_view_and_switching_to_tsne(copy_project):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
     root = copy_project()
     n_points = int(np.isfinite(np.load(root / "arrays" / "projection.npy")).all(axis=1).sum())
-    requests: list[str] = []
-    with Explorer(root) as server, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.on("request", lambda r: requests.append(r.url))
-            # the contract: this link opens Data Quality with the t-SNE map coloured by brightness
-            tab.goto(f"{server.url}/data-quality?projection=tsne&color=brightness")
-            state = wait_map(tab, lambda s: s["points"] == n_points and s["caption"].startswith("2D map: t-SNE"))
-            assert state["colorbar"] and "coloured by Brightness" in state["caption"]
-            assert tab.locator("h1").first.inner_text().startswith("Data Quality")
-            assert list(root.joinpath("arrays").glob("projection-tsne-*.npy"))
+    with explorer_tab(root) as (server, tab, requests):
+        # the contract: this link opens Data Quality with the t-SNE map coloured by brightness
+        tab.goto(f"{server.url}/data-quality?projection=tsne&color=brightness")
+        state = wait_map(tab, lambda s: s["points"] == n_points and s["caption"].startswith("2D map: t-SNE"))
+        assert state["colorbar"] and "coloured by Brightness" in state["caption"]
+        assert tab.locator("h1").first.inner_text().startswith("Data Quality")
+        assert list(root.joinpath("arrays").glob("projection-tsne-*.npy"))
 
-            # a fresh visit shows the default (PCA) map; clicking t-SNE redraws it and the URL follows
-            tab.goto(f"{server.url}/data-quality")
-            pca = wait_map(tab, lambda s: s["points"] == n_points and s["caption"].startswith("2D map: PCA"))
-            for attempt in range(3):  # a click that lands while the page is still rerunning can be dropped
-                tab.locator(".st-key-dq_map_method button", has_text="t-SNE").click()
-                try:
-                    tsne = wait_map(tab, lambda s: s["caption"].startswith("2D map: t-SNE") and s["points"] == n_points,
-                                    timeout=60)
-                    break
-                except AssertionError:
-                    if attempt == 2:
-                        raise
-            assert tsne["x"] != pca["x"]
-            tab.wait_for_function("() => location.search.includes('projection=tsne')", timeout=60_000)
-            query = parse_qs(urlsplit(tab.url).query)
-            assert query["projection"] == ["tsne"] and "embedding" in query and "color" in query
-        finally:
-            browser.close()
+        # a fresh visit shows the default (PCA) map; clicking t-SNE redraws it and the URL follows
+        tab.goto(f"{server.url}/data-quality")
+        pca = wait_map(tab, lambda s: s["points"] == n_points and s["caption"].startswith("2D map: PCA"))
+        for attempt in range(3):  # a click that lands while the page is still rerunning can be dropped
+            tab.locator(".st-key-dq_map_method button", has_text="t-SNE").click()
+            try:
+                tsne = wait_map(tab, lambda s: s["caption"].startswith("2D map: t-SNE") and s["points"] == n_points,
+                                timeout=60)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
+        assert tsne["x"] != pca["x"]
+        tab.wait_for_function("() => location.search.includes('projection=tsne')", timeout=60_000)
+        query = parse_qs(urlsplit(tab.url).query)
+        assert query["projection"] == ["tsne"] and "embedding" in query and "color" in query
     hosts = {urlsplit(u).hostname for u in requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
     assert requests and hosts <= {"127.0.0.1"}, sorted(u for u in requests if urlsplit(u).hostname != "127.0.0.1")
