@@ -25,15 +25,12 @@ from PIL import Image
 from curator.explorer import APP_PATH, page_path, ui
 from curator.explorer import data as D
 
-from conftest import Explorer, digit_images
+from conftest import CHROMIUM, Explorer, digit_images, explorer_tab
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 TIMEOUT = 120
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 # class names, a tag and a project name (a folder name: no "/") that Markdown/HTML would render
 BEACON = "![b](http://127.0.0.2:9/beacon.png)"
@@ -221,24 +218,16 @@ def test_tagging_with_markup_confirms_literally(monkeypatch, markup_project, tmp
 def test_pages_request_nothing_from_other_hosts_and_load_no_markup_image(markup_project):
     """Every request each page makes goes to the explorer itself (no CDN page icon, no image
     from a class name); the class names show as text."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    requests: list[str] = []
-    with Explorer(markup_project) as server, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.on("request", lambda r: requests.append(r.url))
-            for path in ("/", "/data-quality", "/label-quality", "/tags"):
-                tab.goto(server.url + path)
-                tab.wait_for_selector("h1", timeout=90_000)
-                tab.wait_for_load_state("networkidle", timeout=60_000)
-                images = tab.evaluate("() => [...document.querySelectorAll('img')].map(i => i.getAttribute('src') || '')")
-                assert not [s for s in images if "beacon" in s], (path, images)
-                if path == "/":
-                    tab.wait_for_function("(t) => document.body.innerText.includes(t)", arg=BEACON, timeout=60_000)
-                    assert MARKUP_NAME in tab.locator("h1").first.inner_text()
-        finally:
-            browser.close()
+    with explorer_tab(markup_project) as (server, tab, requests):
+        for path in ("/", "/data-quality", "/label-quality", "/tags"):
+            tab.goto(server.url + path)
+            tab.wait_for_selector("h1", timeout=90_000)
+            tab.wait_for_load_state("networkidle", timeout=60_000)
+            images = tab.evaluate("() => [...document.querySelectorAll('img')].map(i => i.getAttribute('src') || '')")
+            assert not [s for s in images if "beacon" in s], (path, images)
+            if path == "/":
+                tab.wait_for_function("(t) => document.body.innerText.includes(t)", arg=BEACON, timeout=60_000)
+                assert MARKUP_NAME in tab.locator("h1").first.inner_text()
     assert requests
     hosts = {urlsplit(u).hostname for u in requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
     assert hosts <= {"127.0.0.1", "localhost"}, sorted(u for u in requests if urlsplit(u).hostname not in ("127.0.0.1", "localhost"))
