@@ -36,7 +36,8 @@ from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE, read_image
 from .neighbors import knn
 from .project import DATABASE, INCOMPLETE, Project
-from .projector import FeatureSpaces, MapSpec, choose_space, clear_cache, compute_map, full_map, load_user_embeddings, parse_methods, save_map, thumbnail_features  # noqa: F401
+from .projector import (FeatureSpaces, MapSpec, choose_space, clear_cache, compute_map, full_map, load_user_embeddings,
+                        parse_methods, save_map)
 from .shell import command
 from .stage_status import StageStatus
 from .native_env import single_threaded_blas

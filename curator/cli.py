@@ -4,7 +4,6 @@ and a non-zero exit code, never a traceback."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -273,9 +272,6 @@ def compare(a, b, as_json, output, fmt, k, top):
     per-metric drift (two-sample KS; shifted = p < 0.01 and KS statistic >= 0.1) and the B
     images least like anything in A. Both projects must be analyzed with the same backbone.
     """
-    # faiss's OpenMP threads spin while waiting; on a busy machine that made the searches 10-25x
-    # slower (PERFORMANCE-NOTES); passive waiting keeps both cores when the machine is idle
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from .compare import compare as run
     from .compare_report import report_lines
     from .export import format_for, write_export

@@ -116,8 +116,7 @@ def find_leaks(a, b, spaces: list[tuple]) -> pd.DataFrame:
     leaks["label_a"] = fa["label"].reindex(leaks["item_a"]).to_numpy()
     leaks["label_b"] = fb["label"].reindex(leaks["item_b"]).to_numpy()
     leaks["score"] = leaks["score"].astype(float)
-    differ = leaks["label_a"].astype(object).fillna("") != leaks["label_b"].astype(object).fillna("")
-    leaks = leaks.assign(_order=leaks["kind"].map({"exact_duplicate": 0, "near_duplicate": 1}), _same=~differ)
+    leaks = leaks.assign(_order=leaks["kind"].map({"exact_duplicate": 0, "near_duplicate": 1}), _same=~labels_differ(leaks))
     leaks = leaks.sort_values(["_same", "_order", "score", "item_b", "item_a"], ascending=[True, True, False, True, True])
     return leaks.reindex(columns=list(LEAK_COLUMNS)).reset_index(drop=True)
 
