@@ -53,19 +53,30 @@ def knn(x: np.ndarray, k: int, *, normalized: bool = False) -> tuple[np.ndarray,
     k_eff = min(k + 1, n)
     index = build_index(x)
     sims, idx = index.search(x, k_eff)
-    # drop self wherever it landed (exact duplicates can tie with it), keep the order of the rest
-    is_other = (idx != np.arange(n)[:, None]) & (idx >= 0)
+    return _padded(*without_self(idx, sims, np.arange(n), k), k)  # fewer items than k + 1: padded
+
+
+def without_self(idx: np.ndarray, sims: np.ndarray, self_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` results of each row other than the query itself (``self_ids``: each
+    row's own index), wherever it landed (exact duplicates can tie with it), order kept;
+    index -1 / sim -inf where fewer remain."""
+    is_other = (idx != np.asarray(self_ids)[:, None]) & (idx >= 0)
     order = np.argsort(~is_other, axis=1, kind="stable")[:, :k]
     out_idx = np.take_along_axis(idx, order, axis=1).astype(np.int64)
     out_sim = np.take_along_axis(sims, order, axis=1).astype(np.float32)
     valid = np.take_along_axis(is_other, order, axis=1)
     out_idx[~valid] = -1
     out_sim[~valid] = -np.inf
-    if out_idx.shape[1] < k:  # fewer items than k + 1
-        pad = k - out_idx.shape[1]
-        out_idx = np.pad(out_idx, ((0, 0), (0, pad)), constant_values=-1)
-        out_sim = np.pad(out_sim, ((0, 0), (0, pad)), constant_values=-np.inf)
     return out_idx, out_sim
+
+
+def _padded(idx: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows widened to ``k`` columns with index -1 / sim -inf."""
+    if idx.shape[1] < k:
+        pad = k - idx.shape[1]
+        idx = np.pad(idx, ((0, 0), (0, pad)), constant_values=-1)
+        sims = np.pad(sims, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return idx, sims
 
 
 def knn_between(queries: np.ndarray, base: np.ndarray, k: int, *, normalized: bool = False,
@@ -82,11 +93,7 @@ def knn_between(queries: np.ndarray, base: np.ndarray, k: int, *, normalized: bo
     index = index if index is not None else build_index(np.ascontiguousarray(base, dtype=np.float32))
     sims, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k_eff)
     idx = idx.astype(np.int64)
-    sims = np.where(idx >= 0, sims, -np.inf).astype(np.float32)
-    if k_eff < k:
-        idx = np.pad(idx, ((0, 0), (0, k - k_eff)), constant_values=-1)
-        sims = np.pad(sims, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
-    return idx, sims
+    return _padded(idx, np.where(idx >= 0, sims, -np.inf).astype(np.float32), k)
 
 
 def joint_pca(a: np.ndarray, b: np.ndarray, dims: int, sample: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

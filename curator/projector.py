@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import CuratorError
-from .neighbors import build_index, knn, normalize, reduce_dims
+from .neighbors import build_index, knn, normalize, reduce_dims, without_self
 
 METHODS = ("umap", "tsne", "pca")
 METHOD_LABELS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
@@ -112,6 +112,15 @@ def thumbnail_features(thumbs: np.ndarray) -> np.ndarray:
     return normalize(flat)
 
 
+def space_names(*, user: bool, cnn: bool, thumbs: bool) -> list[str]:
+    """The feature spaces a project with these arrays offers, embeddings first."""
+    out = []
+    for base, present in (("user", user), ("cnn", cnn)):
+        if present:
+            out += [base, f"{base}+pixels"] if thumbs else [base]
+    return out + (["pixels"] if thumbs else [])
+
+
 class FeatureSpaces:
     """The feature spaces of the readable items, computed when first asked for (PCA of a
     70k x 1280 embedding takes seconds) and kept. ``cnn``/``user``: (N, D) embeddings, the
@@ -124,15 +133,8 @@ class FeatureSpaces:
         self._made: dict[str, np.ndarray] = {}
 
     def names(self) -> list[str]:
-        out = []
-        for base in ("user", "cnn"):
-            if self._raw[base] is not None:
-                out.append(base)
-                if self._thumbs is not None:
-                    out.append(f"{base}+pixels")
-        if self._thumbs is not None:
-            out.append("pixels")
-        return out
+        return space_names(user=self._raw["user"] is not None, cnn=self._raw["cnn"] is not None,
+                           thumbs=self._thumbs is not None)
 
     def __contains__(self, name: str) -> bool:
         return name in self.names()
@@ -189,12 +191,9 @@ def knn_agreement(features: np.ndarray, labels: np.ndarray, k: int = 10, max_que
     queries = np.arange(len(known))
     if len(queries) > max_queries:
         queries = np.sort(np.random.default_rng(seed).choice(len(known), max_queries, replace=False))
-    _, idx = build_index(x).search(x[queries], k + 1)
-    # drop each query itself (wherever a duplicate put it), keep its k nearest others
-    others = (idx != queries[:, None]) & (idx >= 0)
-    order = np.argsort(~others, axis=1, kind="stable")[:, :k]
-    nbr = np.take_along_axis(idx, order, axis=1)
-    valid = np.take_along_axis(others, order, axis=1)
+    sims, idx = build_index(x).search(x[queries], k + 1)
+    nbr, _ = without_self(idx, sims, queries, k)
+    valid = nbr >= 0
     votes = np.zeros((len(queries), int(y.max()) + 1))
     rows = np.repeat(np.arange(len(queries)), k)
     np.add.at(votes, (rows[valid.ravel()], y[np.clip(nbr, 0, None)].ravel()[valid.ravel()]), 1.0)
@@ -349,22 +348,6 @@ def full_map(n: int, readable: np.ndarray, coords: np.ndarray) -> np.ndarray:
     out = np.full((n, 2), np.nan, dtype=np.float32)
     out[readable] = coords
     return out
-
-
-def project_map(project, spec: MapSpec, *, spaces: FeatureSpaces | None = None, progress: Progress | None = None,
-                save: bool = True) -> np.ndarray:
-    """The (N, 2) map of ``spec`` for a project: from the cache, or computed (and cached)."""
-    n = len(project)
-    found = cached_map(project.root, spec, n)
-    if found is not None:
-        return found
-    spaces = spaces or FeatureSpaces.of_project(project)
-    if progress:
-        progress(0.0, f"features: {SPACE_LABELS[spec.space]}")
-    coords = full_map(n, spaces.readable, compute_map(spec, spaces[spec.space], progress=progress))
-    if save:
-        save_map(project.root, spec, coords)
-    return coords
 
 
 def parse_methods(text: str) -> list[str]:

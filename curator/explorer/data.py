@@ -424,16 +424,11 @@ class ExplorerData:
     def map_spaces(self) -> list[str]:
         """Feature spaces a map can be drawn from in this project (nothing computed yet)."""
         def names():  # from the analysis record: reading the arrays waits until a map is computed
-            from ..projector import USER_EMBEDDINGS
+            from ..projector import USER_EMBEDDINGS, space_names
 
-            thumbs = (self.root / "arrays" / "thumbnails.npy").exists()
-            out = []
-            for base, present in (("user", bool(self.analysis.get("user_embeddings"))
-                                   and (self.root / "arrays" / USER_EMBEDDINGS).exists()),
-                                  ("cnn", bool(self.analysis.get("embeddings_file")))):
-                if present:
-                    out += [base, f"{base}+pixels"] if thumbs else [base]
-            return out + (["pixels"] if thumbs else [])
+            arrays = self.root / "arrays"
+            return space_names(user=bool(self.analysis.get("user_embeddings")) and (arrays / USER_EMBEDDINGS).exists(),
+                               cnn=bool(self.analysis.get("embeddings_file")), thumbs=(arrays / "thumbnails.npy").exists())
 
         return self.memo("map_space_names", names)
 
