@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,35 +51,34 @@ def onnxruntime_available() -> bool:
 def export(resolution: int, target: Path) -> None:
     """Export the torch model (BatchNorm folded) to ``target``, atomically, after checking
     that onnxruntime reproduces torch's features on a random batch."""
+    import io
     import warnings
 
     import torch
 
     from .backbones import load_backbone
+    from .store import atomic_write_bytes
 
     torch_backbone = load_backbone(resolution=resolution, device="cpu")
     probe = torch.randn(4, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch_backbone.model, probe, buffer, input_names=["images"], output_names=["features"],
+                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+    model = buffer.getvalue()
+    expected = torch_backbone.forward(probe)
+    got = _session(model).run(None, {"images": probe.numpy()})[0]
+    cosine = float(np.min(np.sum(expected * got, 1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(got, axis=1))))
+    if not cosine >= MIN_COSINE:
+        raise RuntimeError(f"exported model disagrees with torch (cosine {cosine:.4f})")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(torch_backbone.model, probe, tmp, input_names=["images"], output_names=["features"],
-                              dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                              opset_version=OPSET, dynamo=False)
-        expected = torch_backbone.forward(probe)
-        got = _session(tmp).run(None, {"images": probe.numpy()})[0]
-        cosine = float(np.min(np.sum(expected * got, 1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(got, axis=1))))
-        if not cosine >= MIN_COSINE:
-            raise RuntimeError(f"exported model disagrees with torch (cosine {cosine:.4f})")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(target, model)
 
 
-def _session(path):
+def _session(model: Path | bytes):
+    """An inference session of a model file, or of a model's bytes."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -89,7 +87,8 @@ def _session(path):
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "ACTIVE":
         # like OpenMP in native_env: waiting threads sleep instead of spinning on shared cores
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxBackbone:
