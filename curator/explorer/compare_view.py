@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..compare import Comparison, compare
-from ..neighbors import knn, normalize, reduce_dims
-from ..projection import project_2d
+from ..neighbors import normalize, reduce_dims
+from ..projector import MapSpec, compute_map
 from . import data as D
 from .figures import PALETTE, plot_text
 
@@ -57,12 +57,9 @@ def joint_map(c: Comparison, method: str = "umap") -> pd.DataFrame:
     split = np.array(["A"] * len(c.a.x) + ["B"] * len(c.b.x))
     coords = np.zeros((len(x), 2), np.float32)
     if len(x):
-        xr = normalize(reduce_dims(x, 50))
-        if method == "umap" and len(x) >= 20:
-            idx, sim = knn(xr, 15, normalized=True)
-            coords = project_2d(xr, idx, sim, method="umap")
-        else:
-            coords = project_2d(xr, method="pca")
+        # the projector's maps (UMAP on faiss neighbours, or PCA), PCA for a handful of points
+        spec = MapSpec(method=method if len(x) >= 20 else "pca", space="cnn")
+        coords = compute_map(spec, normalize(reduce_dims(x, 50)))
     fa, fb = c.a.frame.set_index("item_id"), c.b.frame.set_index("item_id")
     labels = np.concatenate([fa["label"].reindex(c.a.readable).to_numpy(object), fb["label"].reindex(c.b.readable).to_numpy(object)])
     out = pd.DataFrame({"item_id": np.concatenate([c.a.readable, c.b.readable]), "split": split,
