@@ -48,7 +48,7 @@ class Side:
     x: np.ndarray  # (len(readable), D) L2-normalised embeddings
     thumbs: np.ndarray  # (N, S, S, 3) uint8, memory-mapped
     pictures: np.ndarray  # (N,) picture id (the project's duplicate groups merged)
-    sides: np.ndarray  # (N,) short side in pixels
+    sizes: np.ndarray  # (N, 2) native (width, height) in pixels
     embedding: str  # backbone key, e.g. efficientnet-lite0@96
 
     @property
@@ -87,9 +87,9 @@ def load_side(project: Project, embedding: str) -> Side:
     readable = frame.loc[frame["readable"], "item_id"].to_numpy(dtype=np.int64)
     emb = project.embeddings(mmap=True)
     x = normalize(np.asarray(emb[readable])) if len(readable) else np.zeros((0, emb.shape[1]), np.float32)
-    sides = frame[["width", "height"]].min(axis=1).fillna(32).to_numpy(dtype=np.float64)
+    sizes = frame[["width", "height"]].fillna(32).to_numpy(dtype=np.float64)
     return Side(project.name, str(project.root), frame, readable, x, project.thumbnails(),
-                picture_groups(len(frame), project.issues(["exact_duplicate", "near_duplicate"])), sides, embedding)
+                picture_groups(len(frame), project.issues(["exact_duplicate", "near_duplicate"])), sizes, embedding)
 
 
 def pixel_features(thumbs: np.ndarray, side: int = 16) -> np.ndarray:

@@ -87,8 +87,8 @@ class NearDuplicateCheck:
             return empty_findings()
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
-        sides = metrics.set_index("item_id")[["width", "height"]].min(axis=1).reindex(involved).fillna(32).to_numpy()
-        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sides)
+        sizes = metrics.set_index("item_id")[["width", "height"]].reindex(involved).fillna(32).to_numpy()
+        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = np.zeros(len(diffs), dtype=bool)
@@ -124,11 +124,12 @@ def _second_smallest_per_node(pairs: np.ndarray, values: np.ndarray, n_nodes: in
     return out
 
 
-def cross_split_matches(thumbs: np.ndarray, sides: np.ndarray, pairs: np.ndarray, reference_group: np.ndarray,
+def cross_split_matches(thumbs: np.ndarray, sizes: np.ndarray, pairs: np.ndarray, reference_group: np.ndarray,
                         tiers: tuple = NearDuplicateCheck.tiers) -> tuple[np.ndarray, np.ndarray]:
     """The near-duplicate verification of :class:`NearDuplicateCheck`, between two splits.
 
-    ``pairs`` (P, 2): (query, reference) rows indexing ``thumbs`` and ``sides``, every query a
+    ``pairs`` (P, 2): (query, reference) rows indexing ``thumbs`` and ``sizes`` (native width,
+    height), every query a
     candidate copy of its reference (a test image and a training image). ``reference_group``
     (P,): which picture the reference shows (its duplicate group inside its own split, else its
     own id), so the reference split's own copies do not form a crowd. Each pair is aligned and
@@ -139,7 +140,7 @@ def cross_split_matches(thumbs: np.ndarray, sides: np.ndarray, pairs: np.ndarray
     pairs = np.asarray(pairs, dtype=np.int64)
     if len(pairs) == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
-    diffs = pair_differences(thumbs, pairs, sides, queries_only=True)
+    diffs = pair_differences(thumbs, pairs, queries_only=True, sizes=sizes)
     # best difference per (query, reference picture), then each query's runner-up picture
     keys = pd.DataFrame({"q": pairs[:, 0], "g": np.asarray(reference_group), "d": diffs})
     per_picture = keys.groupby(["q", "g"], sort=False)["d"].min().reset_index().sort_values(["q", "d"])
