@@ -338,7 +338,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     findings.append(label_findings)
     status.end()
     status.begin("outliers")
-    findings.append(OutlierCheck().find(readable, nbr_sim))
+    findings.append(OutlierCheck().find(readable, nbr_sim, skip))  # a defect explains an odd embedding
     status.end()
 
     status.begin("projection")

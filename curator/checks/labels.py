@@ -11,7 +11,9 @@ features describe the defect more than the content, so a wrong-looking label the
 defect reported twice. They neither train the classifier nor get flagged.
 
 ``outlier``: mean cosine distance to the 11th-30th nearest neighbours, flagged far beyond the
-dataset's typical value (robust z-score).
+dataset's typical value (robust z-score). Items with an image-level defect are not reported
+again as outliers (a heavily blurred or darkened image sits far from everything: the defect is
+the finding), but they still count in the robust statistics.
 """
 
 from __future__ import annotations
@@ -137,7 +139,8 @@ class OutlierCheck:
     z: float = 6.5
     severe_z: float = 12.0
 
-    def find(self, item_ids, nbr_sim) -> pd.DataFrame:
+    def find(self, item_ids, nbr_sim, skip=None) -> pd.DataFrame:
+        """``skip``: boolean mask of items with an image-level defect (scored, never flagged)."""
         if len(item_ids) < 2 * self.skip_nearest:
             return empty_findings()
         sims = np.where(np.isfinite(nbr_sim), nbr_sim, np.nan)[:, self.skip_nearest :]
@@ -146,4 +149,6 @@ class OutlierCheck:
         sigma = max(1.4826 * np.nanmedian(np.abs(dist - med)), 1e-6)
         zscore = (dist - med) / sigma
         flag = zscore > self.z
+        if skip is not None:
+            flag &= ~np.asarray(skip, dtype=bool)
         return Finding(self.name, np.asarray(item_ids)[flag], zscore[flag], zscore[flag] > self.severe_z)
