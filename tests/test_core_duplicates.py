@@ -152,6 +152,21 @@ def edge_crop(angle: float, size: int = 64) -> Image.Image:
     return img
 
 
+def test_one_pixel_shifts_of_8px_digits_are_close():
+    """A 1-px shift of an 8x8 digit (edge-padded) moves a quarter of the thumbnail; the padding
+    smoothed into the compared frame must not count as a difference (issue #7's digits misses)."""
+    from sklearn.datasets import load_digits
+
+    diffs = []
+    for k in range(12):
+        a = (load_digits().images[k] * 16).clip(0, 255).astype(np.uint8)
+        for dy, dx in [(1, 1), (1, -1), (0, 1), (-1, 0)]:
+            shifted = np.pad(a, 1, mode="edge")[1 - dy : 9 - dy, 1 - dx : 9 - dx]
+            diffs.append(difference(Image.fromarray(a), Image.fromarray(shifted)))
+    assert np.median(diffs) < THRESHOLD / 2
+    assert np.mean(np.array(diffs) < THRESHOLD) >= 0.95
+
+
 def test_stretched_pictures_are_not_copies():
     """Crops of one photo showing an edge at 10 and at 25 degrees: stretching one axis maps one
     onto the other, but two equal square canvases say a copy would keep its proportions (the

@@ -113,23 +113,29 @@ def warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(out, 1, 3))
 
 
-def coverage(params: np.ndarray, s: int) -> np.ndarray:
+def coverage(params: np.ndarray, s: int, bleed: float = 0.0) -> np.ndarray:
     """(P, S, S, 1) 1 where the warp samples inside the other image, 0 where it runs off its
-    edge (what a crop cut away cannot be compared)."""
-    ys = _sample_positions(params[:, 2], params[:, 0], s)
-    xs = _sample_positions(params[:, 3], params[:, 1], s)
-    iny = (ys >= -0.5) & (ys <= s - 0.5)
-    inx = (xs >= -0.5) & (xs <= s - 0.5)
+    edge (what a crop cut away cannot be compared). ``bleed``: on a side where the warp does
+    run off, a further band this wide is left out too: the smoothing carried whatever filled
+    the far side of that edge (a shifted copy's padding) into it."""
+    out = []
+    for pos in (_sample_positions(params[:, 2], params[:, 0], s), _sample_positions(params[:, 3], params[:, 1], s)):
+        lo, hi = np.full(len(pos), -0.5, np.float32), np.full(len(pos), s - 0.5, np.float32)
+        if bleed:
+            lo = np.where(pos.min(axis=1) < -0.5, lo + bleed, lo)
+            hi = np.where(pos.max(axis=1) > s - 0.5, hi - bleed, hi)
+        out.append((pos >= lo[:, None]) & (pos <= hi[:, None]))
+    iny, inx = out
     return (iny[:, :, None] & inx[:, None, :]).astype(np.float32)[..., None]
 
 
-def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray, bleed: float = 0.0) -> np.ndarray:
     """Mean |a - (g warp(b) + o)| over the whole frame where the warp stays inside b (not just
     the central window: the alignment must not be able to push differences out of sight), with
     the gain g and offset o (shared by all channels) fitted by least squares over that region:
     per-image normalisation is not crop-invariant (cutting away a black border changes an
     image's mean and contrast), this fit is."""
-    mask = coverage(params, a.shape[1]) * np.ones((1, 1, 1, a.shape[3]), np.float32)
+    mask = coverage(params, a.shape[1], bleed) * np.ones((1, 1, 1, a.shape[3]), np.float32)
     aw, bw = a, warp(b, params)
     n = np.maximum(mask.sum(axis=(1, 2, 3)), 1.0)
     ma, mb = (aw * mask).sum(axis=(1, 2, 3)) / n, (bw * mask).sum(axis=(1, 2, 3)) / n
@@ -343,12 +349,13 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     for level, (sel, inverse, colour, lum) in prepared.items():
         keep = todo[sel]
         sel, inverse = sel[keep], inverse[keep]
+        bleed = thumbs.shape[1] / level + SMOOTH_SIGMA  # one comparison sample plus the smoothing
 
-        def refine_chunk(start, sel=sel, inverse=inverse, colour=colour, lum=lum):
+        def refine_chunk(start, sel=sel, inverse=inverse, colour=colour, lum=lum, bleed=bleed):
             ia, ib = inverse[start : start + chunk].T
             rows = sel[start : start + chunk]
             band = None if anisotropy is None else anisotropy[rows]
-            out[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band)
+            out[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed)
 
         _each_chunk(refine_chunk, len(sel), chunk)
     return out
@@ -410,12 +417,12 @@ def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray, anisotropy:
 
 
 def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray, params: np.ndarray,
-             coarse: np.ndarray, anisotropy: np.ndarray | None = None) -> np.ndarray:
+             coarse: np.ndarray, anisotropy: np.ndarray | None = None, bleed: float = 0.0) -> np.ndarray:
     """Refine the alignment of pairs (ia, ib) from ``params`` on luminance; the smaller of the
     coarse and the refined colour difference, in both directions where the first leaves a
-    visible difference."""
+    visible difference. ``bleed``: see :func:`coverage`."""
     forward = coarse_to_fine(lum[ia], lum[ib], params, anisotropy)
-    result = np.minimum(coarse, masked_difference(colour[ia], colour[ib], forward))
+    result = np.minimum(coarse, masked_difference(colour[ia], colour[ib], forward, bleed))
     # the other direction only where this one left a visible difference (a crop aligns
     # better from the cropped side); a pair already this close needs no second opinion
     again = np.flatnonzero(result > GOOD_ENOUGH)
@@ -425,5 +432,5 @@ def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray
         scale = params[again, 2:]
         inverse = np.concatenate([-params[again, :2] / scale, 1 / scale], axis=1)  # a onto b
         backward = coarse_to_fine(lum[tb], lum[ta], inverse, flipped)
-        result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward))
+        result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward, bleed))
     return result
