@@ -409,10 +409,12 @@ def natural_groups(export: pd.DataFrame, planted: Planted, root: Path) -> dict:
     montage(paths, caps, root / "natural_pairs.png")
     pd.DataFrame([{"group": k, "path": p} for k, g in enumerate(groups) for p in g["path"]]).to_csv(root / "natural_pairs.csv", index=False)
     members = {p for g in groups for p in g["path"]}
+    others = export[~export["path"].isin(members) | (export["issue"] != "near_duplicate")]
+    clean_without = int(others.loc[others["path"].isin(planted.clean), "path"].nunique())
     pred = set(near["path"]) - members
     true = planted.truth.get("near_duplicate", set())
     precision = len(pred & true) / len(pred) if pred else 1.0
-    return {"natural_groups": len(groups), "natural_members": len(members),
+    return {"natural_groups": len(groups), "natural_members": len(members), "clean_flagged_without_natural": clean_without,
             "near_precision_without_natural": round(precision, 3), "natural_montage": str(root / "natural_pairs.png")}
 
 
@@ -468,7 +470,9 @@ def main(argv=None):
         print(t[t["planted"] + t["curator flagged"] > 0].round(3).to_string(na_rep="-"))
         print(f"stage timings: {r['timings']}")
         print(f"near-duplicate groups of untouched originals only: {r['natural_groups']} ({r['natural_members']} images; "
-              f"look at {r['natural_montage']}); near_duplicate precision without them: {r['near_precision_without_natural']}")
+              f"look at {r['natural_montage']}); near_duplicate precision without them: {r['near_precision_without_natural']}; "
+              f"clean images flagged without them: {r['clean_flagged_without_natural']} "
+              f"({100 * r['clean_flagged_without_natural'] / max(r['clean'], 1):.2f}%)")
         print(f"targets: {'MET' if targets_met(r) else 'NOT MET'}; false alarms and misses: {r['montage']}")
     if args.json:
         args.json.write_text(json.dumps([{**r, "table": r["table"].reset_index().to_dict("records")} for r in results],
