@@ -46,8 +46,9 @@ from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transactio
 ANALYSIS_VERSION = "8"  # bump when check logic changes so stored issues are recomputed
 # bump when what one decode produces changes (metrics, thumbnails, model input), so stored
 # per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background;
-# 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced
-SCAN_VERSION = "3"
+# 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced;
+# 4 = a flat-filled transparent shape's edges measured against the background
+SCAN_VERSION = "4"
 NEIGHBOURS = 15  # stored per item for "show similar", fed to UMAP
 OUTLIER_NEIGHBOURS = 30  # large enough that a small cluster of odd images is still odd
 FULL_DIM_SEARCH_LIMIT = 20_000
