@@ -336,3 +336,20 @@ def test_near_duplicate_group_offset_and_transitive_groups(near_set):
     (v1, s1), (v2, s2) = list(near_set["truth"].items())[:2]
     found = NearDuplicateCheck().find(m, near_set["thumbs"], np.array([[v1, s1], [v2, s2]]), group_offset=7)
     assert sorted(found["group_id"].unique()) == [7, 8]
+
+
+def test_shifted_copies_of_tiny_images_are_candidates():
+    """Analyze also draws near-duplicate candidates from Fourier magnitudes of the thumbnails:
+    a 1-px shift of an 8-px digit is an eighth of it, and its nearest neighbour by pixels is
+    often another digit; by Fourier magnitude it is the original."""
+    from sklearn.datasets import load_digits
+
+    from curator.analyze import shift_free_neighbours
+
+    digits = (load_digits().images[:120] * 16).clip(0, 255).astype(np.uint8)
+    shifted = [np.pad(d, 1, mode="edge")[0:8, 2:10] for d in digits[:20]]  # 1 px down and left
+    images = [Image.fromarray(d) for d in list(digits) + shifted]
+    thumbs = np.stack([thumbnail(im.convert("RGB")) for im in images])
+    nbrs = shift_free_neighbours(thumbs)
+    found = [i in nbrs[120 + i] for i in range(20)]
+    assert np.mean(found) >= 0.9
