@@ -140,6 +140,10 @@ def test_colour_variants_are_not_close():
     blue = np.stack([128 - 80 * shape, 128 - 20 * shape, 128 + 120 * shape], axis=-1)
     to_img = lambda x: Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
     assert difference(to_img(grey), to_img(blue)) > 3 * THRESHOLD
+    # unless colour is to be ignored (analyze --ignore-colour): then they are one picture
+    thumbs, _ = thumbs_and_sides([to_img(grey), to_img(blue)])
+    sizes = np.array([[48, 48], [48, 48]])
+    assert pair_differences(thumbs, np.array([[0, 1]]), sizes=sizes, colour_matters=False)[0] < THRESHOLD
 
 
 def edge_crop(angle: float, size: int = 64) -> Image.Image:

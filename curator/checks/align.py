@@ -299,7 +299,8 @@ PREFILTER = 0.3  # pairs further apart than this after whole-pixel shifts are no
 
 def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | None = None,
                      chunk: int = 2048, refine_per_image: int = REFINE_PER_IMAGE,
-                     queries_only: bool = False, sizes: np.ndarray | None = None) -> np.ndarray:
+                     queries_only: bool = False, sizes: np.ndarray | None = None,
+                     colour_matters: bool = True) -> np.ndarray:
     """Aligned difference of each (i, j) row of ``pairs`` (indices into ``thumbs``), symmetric:
     the smaller of aligning j onto i and i onto j (a crop enlarges in one direction only).
 
@@ -313,7 +314,8 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     (the others keep the whole-pixel difference, an upper bound), so the cost stays linear
     in the number of images however crowded the neighbourhoods are. ``queries_only``: rank
     only among the pairs of each first member (a test image's candidates in the training
-    split), not of the second too.
+    split), not of the second too. ``colour_matters=False``: compare luminance only, so a
+    recoloured copy (grey and blue versions of one picture) counts as a copy.
     """
     pairs = np.asarray(pairs, dtype=np.int64)
     anisotropy = guesses = None
@@ -335,6 +337,8 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
         colour = prepare(np.asarray(thumbs[involved]), level=int(level))
         lum = colour.mean(axis=3, keepdims=True)
         lum /= np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
+        if not colour_matters:
+            colour = lum
         prepared[level] = (sel, inverse.reshape(-1, 2), colour, lum)
 
         def search(start, sel=sel, inverse=prepared[level][1], colour=colour, lum=lum):

@@ -63,7 +63,8 @@ class NearDuplicateCheck:
     similar but distinct pictures (two handwritten "1"s, two crops of one sky) sit in crowds
     of about equally close neighbours, while a copy stands out from the crowd (cleanlab's
     Datalab likewise judges a pair against the typical nearest-neighbour distance).
-    Score: 1 - difference.
+    Score: 1 - difference. ``colour_matters=False`` (``curator analyze --ignore-colour``)
+    compares luminance only, so a recoloured copy is a near duplicate too.
     Exact copies are left to ``exact_duplicate`` (one representative per exact group takes part)."""
 
     name = "near_duplicate"
@@ -71,6 +72,7 @@ class NearDuplicateCheck:
     # terms and clearly closer than the crowd, or a little less close but far from any crowd
     # (noise on a low-contrast photo raises the difference, the crowd stays far)
     tiers: tuple = ((0.06, 0.7), (0.10, 0.3))
+    colour_matters: bool = True  # False: pictures that differ only in colour are copies too
 
     def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1) -> pd.DataFrame:
         """``candidate_pairs``: (P, 2) item-id pairs from neighbour searches."""
@@ -88,7 +90,7 @@ class NearDuplicateCheck:
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
         sizes = metrics.set_index("item_id")[["width", "height"]].reindex(involved).fillna(32).to_numpy()
-        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes)
+        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes, colour_matters=self.colour_matters)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = np.zeros(len(diffs), dtype=bool)
