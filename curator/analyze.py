@@ -35,7 +35,7 @@ from .arrays import checksum, open_array, problem
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE
 from .neighbors import knn
-from .per_image import decoded_batches, open_engine  # noqa: F401 (decoded_batches: its old home)
+from .per_image import ENGINES, decoded_batches, open_engine  # noqa: F401 (decoded_batches: its old home)
 from .project import DATABASE, INCOMPLETE, Project
 from .projector import (FeatureSpaces, MapSpec, choose_space, clear_cache, compute_map, full_map, load_user_embeddings,
                         parse_methods, save_map)
@@ -362,6 +362,12 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
     opts = options or AnalyzeOptions()
     if opts.batch_size < 1:
         raise CuratorError("--batch-size must be at least 1")
+    if opts.engine not in ENGINES:
+        raise CuratorError(f"unknown engine {opts.engine!r}: use {' or '.join(ENGINES)}")
+    if opts.engine == "ray":
+        from .ray_engine import check_options
+
+        check_options(opts)  # Ray installed, cluster reachable: before the project is touched
     project = project if isinstance(project, Project) else Project(project)
     with _explained_write_errors(project), project.analyze_lock():
         project.reload_manifest()  # as the previous holder of the lock left it

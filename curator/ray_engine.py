@@ -52,6 +52,19 @@ def import_ray():
     return ray
 
 
+def check_options(opts):
+    """Before analyze touches the project: Ray is installed, the options fit together, and
+    the cluster at ``--address`` answers. Returns the ``ray`` module."""
+    ray = import_ray()
+    if opts.ray_cpus is not None and opts.ray_address:
+        raise CuratorError("--ray-cpus sizes a Ray started on this machine; with --address the cluster decides")
+    if opts.ray_cpus is not None and opts.ray_cpus < 1:
+        raise CuratorError("--ray-cpus must be at least 1")
+    if opts.ray_address:
+        _check_reachable(opts.ray_address)
+    return ray
+
+
 class EmbedWorker:
     """A Ray Data worker: loads the backbone once, then turns batches of (id, path) rows into
     ids, embeddings, thumbnails and pickled metric dicts (exact, whatever their types)."""
@@ -144,11 +157,7 @@ class RayEngine:
 
     @classmethod
     def start(cls, opts, resolution: int, notes: list, status) -> "RayEngine":
-        ray = import_ray()
-        if opts.ray_cpus is not None and opts.ray_address:
-            raise CuratorError("--ray-cpus sizes a Ray started on this machine; with --address the cluster decides")
-        if opts.ray_cpus is not None and opts.ray_cpus < 1:
-            raise CuratorError("--ray-cpus must be at least 1")
+        ray = check_options(opts)
         with status.stage("ray_start"):
             cleanup = _connect(ray, opts)
         try:
@@ -249,7 +258,6 @@ def _connect(ray, opts):
     logging.getLogger("ray").setLevel(logging.ERROR)  # before init: its notes are not the user's business
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     if opts.ray_address:
-        _check_reachable(opts.ray_address)
         import curator
 
         try:
