@@ -138,6 +138,25 @@ def reap_orphans(timeout: float = 15.0) -> None:
             time.sleep(0.1)
 
 
+def descendants(root: int) -> list[int]:
+    """Process ids below ``root``, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class TreeRSS:
     """Peak of the summed RSS of all descendants, sampled every ``interval`` seconds."""
 
@@ -149,16 +168,15 @@ class TreeRSS:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        import psutil
-
-        me = psutil.Process()
+        page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.wait(self.interval):
             total = 0
-            for proc in me.children(recursive=True):
+            for pid in descendants(os.getpid()):
                 try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
+                    with open(f"/proc/{pid}/statm") as fh:
+                        total += int(fh.read().split()[1]) * page
+                except (OSError, ValueError, IndexError):
+                    pass  # ended meanwhile
             self.peak = max(self.peak, total)
 
     def __enter__(self):
