@@ -120,11 +120,31 @@ def _check_reachable(address: str) -> None:
         raise CuratorError(f"--address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto); "
                            f"`ray status` on the cluster's head node shows it")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        speaks_grpc = _speaks_http2(host.strip("[]"), int(port))
     except OSError as exc:
         raise CuratorError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); check the address "
                            f"(`ray status` on the head node shows it) or leave out --address to run Ray on this machine"
                            ) from None
+    if not speaks_grpc:  # Ray would retry for minutes
+        raise CuratorError(f"something answers at {address}, but not a Ray cluster (its GCS port, 6379 by default, or "
+                           f"ray://HOST:10001); the dashboard's port 8265 is not it")
+
+
+def _speaks_http2(host: str, port: int, timeout: float = 5.0) -> bool:
+    """Whether ``host:port`` answers the HTTP/2 preface with a SETTINGS frame, as the gRPC
+    servers of Ray (GCS, Ray Client) do; raises OSError when nothing listens."""
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        head = b""
+        try:
+            while len(head) < 9:
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except socket.timeout:
+            return False
+    return len(head) == 9 and head[3] == 0x04  # frame type SETTINGS
 
 
 def _temp_base() -> str:
@@ -352,6 +372,7 @@ def _connect(ray, opts):
     if ray.is_initialized():  # a program that calls analyze() inside its own Ray session
         return lambda: None
     logging.getLogger("ray").setLevel(logging.ERROR)  # before init: its notes are not the user's business
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # nor the retry warnings of its C++ core
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     if opts.ray_address:
         import curator
@@ -361,7 +382,9 @@ def _connect(ray, opts):
             ray.init(address=opts.ray_address, runtime_env={"py_modules": [str(Path(curator.__file__).parent)]},
                      **common)
         except Exception as exc:
-            raise CuratorError(f"cannot join the Ray cluster at {opts.ray_address}: {_first_line(exc)}") from None
+            raise CuratorError(f"cannot join the Ray cluster at {opts.ray_address}: {_first_line(exc)} (a cluster "
+                               f"with token authentication also needs RAY_AUTH_MODE=token and its token in "
+                               f"RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
         return ray.shutdown  # disconnects this driver; the cluster keeps running
 
     with suppress(OSError):

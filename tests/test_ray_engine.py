@@ -154,3 +154,27 @@ def test_unreachable_cluster_is_one_line(tmp_path):
     assert len(lines) == 1 and f"no Ray cluster answers at 127.0.0.1:{port}" in lines[0], result.output
     result = CliRunner().invoke(main, ["analyze", str(tmp_path / "proj"), "--address", "x:1"])
     assert result.exit_code == 1 and "go with --engine ray" in result.output
+
+
+def test_a_port_that_is_not_ray_is_one_line_at_once(tmp_path):
+    """A web server (say, the dashboard's port) instead of the GCS: Ray itself would retry for minutes."""
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    pytest.importorskip("ray.data")
+    project = _small_project(tmp_path)
+    project.close()
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # the server's own log would land in the captured output
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(main, ["analyze", str(tmp_path / "proj"), "--engine", "ray", "--address", address])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"something answers at {address}, but not a Ray cluster" in lines[0], result.output
