@@ -372,7 +372,6 @@ def _connect(ray, opts):
     if ray.is_initialized():  # a program that calls analyze() inside its own Ray session
         return lambda: None
     logging.getLogger("ray").setLevel(logging.ERROR)  # before init: its notes are not the user's business
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # nor the retry warnings of its C++ core
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     if opts.ray_address:
         import curator
