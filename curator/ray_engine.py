@@ -9,11 +9,9 @@ resumes like a local one and only pending items are ever sent. Workers decode th
 loaded once per worker. On the CPU the driver exports the ONNX model once (or finds it in
 its cache) and ships its bytes to the workers: no worker needs a network, a cache or torch.
 
-Ray started here is private and quiet: usage stats off, no dashboard, worker logs not
-forwarded, an authentication token kept in the environment (no ``~/.ray``), a temporary
-folder of its own removed after ``ray.shutdown()``. A cluster given with ``--address`` is
-joined and left running; the driver's curator package is shipped to its workers so that
-they run the same code.
+A Ray started here is private, quiet and tidy (``curator/ray_local.py``). A cluster given
+with ``--address`` is joined and left running; the driver's curator package is shipped to
+its workers so that they run the same code.
 """
 
 from __future__ import annotations
@@ -21,11 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import shutil
 import socket
-import tempfile
 import warnings
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -33,13 +28,9 @@ import numpy as np
 
 from .errors import CuratorError
 from .per_image import Results, embed_records
+from .ray_local import first_line
 
 INSTALL_HINT = "pip install 'curator[ray]'"
-# Ray puts unix sockets under its temporary folder (session_<date>_<pid>/sockets/plasma_store):
-# a path over ~107 bytes cannot be bound, so a long $TMPDIR falls back to /tmp
-SOCKET_PATH_ROOM = 50
-TEMP_PREFIX = "curator-ray-"
-OWNER_FILE = "curator-owner"  # "<pid> <start time>" of the curator process that started this Ray
 MAX_BLOCKS = 2000  # rows are split into about this many blocks at most (driver-side bookkeeping)
 
 
@@ -147,89 +138,6 @@ def _speaks_http2(host: str, port: int, timeout: float = 5.0) -> bool:
     return len(head) == 9 and head[3] == 0x04  # frame type SETTINGS
 
 
-def _temp_base() -> str:
-    base = tempfile.gettempdir()
-    return "/tmp" if len(base) > SOCKET_PATH_ROOM else base
-
-
-def _private_temp_dir() -> str:
-    """A new folder for a private Ray, holding the id of the process that owns it."""
-    folder = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=_temp_base())
-    Path(folder, OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
-    return folder
-
-
-def _start_time(pid: int) -> str:
-    """When process ``pid`` started (clock ticks since boot; "" where /proc is absent): with
-    the pid it names one process, even after the pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def sweep_stale(base: str | None = None) -> list[str]:
-    """Remove what a private Ray of a killed curator left (Linux): a SIGKILLed driver takes
-    Ray's raylet and GCS with it, but two agent processes and the temporary folder stay.
-    Stale = the owning process is gone; its leftover processes are those holding files open
-    in its folder. Returns the folders removed."""
-    import signal
-    import time
-
-    removed = []
-    if not os.path.isdir("/proc"):
-        return removed  # no way to tell a live owner from a dead one
-    base = base or _temp_base()
-    for name in os.listdir(base):
-        folder = os.path.join(base, name)
-        owner = os.path.join(folder, OWNER_FILE)
-        if not name.startswith(TEMP_PREFIX) or not os.path.isfile(owner):
-            continue
-        try:
-            pid, started = (Path(owner).read_text().split() + [""])[:2]
-        except OSError:
-            continue
-        if pid.isdigit() and started and _start_time(int(pid)) == started:
-            continue  # its curator is still running
-        leftovers = _processes_using(folder)
-        for pid_ in leftovers:
-            with suppress(OSError):
-                os.kill(pid_, signal.SIGTERM)
-        deadline = time.monotonic() + 3
-        while leftovers and time.monotonic() < deadline:
-            time.sleep(0.1)
-            leftovers = [p for p in leftovers if os.path.exists(f"/proc/{p}")]
-        for pid_ in leftovers:
-            with suppress(OSError):
-                os.kill(pid_, signal.SIGKILL)
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-def _processes_using(folder: str) -> list[int]:
-    """Ids of this user's processes with a file open under ``folder`` (from /proc)."""
-    found = []
-    prefix = folder.rstrip("/") + "/"
-    with suppress(OSError):
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) == os.getpid():
-                continue
-            try:
-                fds = os.listdir(f"/proc/{name}/fd")
-            except OSError:
-                continue  # gone, or another user's
-            for fd in fds:
-                try:
-                    if os.readlink(f"/proc/{name}/fd/{fd}").startswith(prefix):
-                        found.append(int(name))
-                        break
-                except OSError:
-                    continue
-    return found
-
-
 def _quiet(ray) -> None:
     """No progress bars or INFO lines from Ray Data: the driver draws its own bar."""
     from ray.data import DataContext
@@ -305,19 +213,13 @@ class RayEngine:
             except (KeyboardInterrupt, CuratorError):
                 raise
             except Exception as exc:  # a worker failed: Ray's errors carry whole remote tracebacks
-                raise CuratorError(f"the Ray engine failed: {_first_line(exc)}") from None
+                raise CuratorError(f"the Ray engine failed: {first_line(exc)}") from None
             yield Results(np.asarray(b["id"], dtype=np.int64), np.asarray(b["embedding"], dtype=np.float32),
                           np.asarray(b["thumbnail"], dtype=np.uint8), [pickle.loads(m) for m in b["metrics"]],
                           float(np.sum(b["forward_s"])))
 
     def close(self) -> None:
         self._cleanup()
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}".strip(": ")
 
 
 def _worker_spec(opts, resolution: int, device: str, notes: list, status) -> tuple[dict, int | None]:
@@ -339,33 +241,6 @@ def _worker_spec(opts, resolution: int, device: str, notes: list, status) -> tup
     return spec, 1280 if opts.backbone == DEFAULT_BACKBONE else None
 
 
-# one per process: Ray caches the token it read, so a second local Ray must get the same one
-_PROCESS_TOKEN = os.urandom(32).hex()
-
-
-def _has_token_file() -> bool:
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
-    return os.path.isfile(path)
-
-
-@contextmanager
-def _sigint_deferred():
-    """SIGINT blocked while Ray starts (or stops): its processes inherit the blocked signal,
-    so a Ctrl-C on the terminal (sent to the whole process group) reaches the driver only,
-    which keeps the finished batches, reports the interruption and shuts Ray down itself,
-    instead of seeing its workers die first. A Ctrl-C meanwhile is delivered on the way out."""
-    import signal
-
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def _connect(ray, opts):
     """Join the cluster at ``opts.ray_address``, or start a private local Ray; returns the
     function that undoes it (a no-op for a Ray that was running before)."""
@@ -381,38 +256,11 @@ def _connect(ray, opts):
             ray.init(address=opts.ray_address, runtime_env={"py_modules": [str(Path(curator.__file__).parent)]},
                      **common)
         except Exception as exc:
-            raise CuratorError(f"cannot join the Ray cluster at {opts.ray_address}: {_first_line(exc)} (a cluster "
+            raise CuratorError(f"cannot join the Ray cluster at {opts.ray_address}: {first_line(exc)} (a cluster "
                                f"with token authentication also needs RAY_AUTH_MODE=token and its token in "
                                f"RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
         return ray.shutdown  # disconnects this driver; the cluster keeps running
 
-    with suppress(OSError):
-        sweep_stale()
-    temp_dir = _private_temp_dir()
-    # the token Ray asks for, kept in the environment (inherited by Ray's processes) instead
-    # of a ~/.ray/auth_token file; Ray turns token mode on for the new cluster itself
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    if saved["RAY_AUTH_MODE"] is None and saved["RAY_AUTH_TOKEN"] is None and not _has_token_file():
-        os.environ["RAY_AUTH_TOKEN"] = _PROCESS_TOKEN
+    from .ray_local import start_private_ray
 
-    def cleanup():
-        try:
-            with suppress(Exception), _sigint_deferred():  # a second Ctrl-C must not leave Ray half-stopped
-                ray.shutdown()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            shutil.rmtree(temp_dir, ignore_errors=True)
-
-    try:
-        with _sigint_deferred():  # inherited by Ray's processes: Ctrl-C reaches the driver only
-            ray.init(num_cpus=opts.ray_cpus or os.cpu_count() or 1, _temp_dir=temp_dir, **common)
-    except BaseException as exc:  # a Ctrl-C during the start too: nothing is left behind
-        cleanup()
-        if not isinstance(exc, Exception):
-            raise
-        raise CuratorError(f"cannot start Ray on this machine: {_first_line(exc)}; try --engine local") from None
-    return cleanup
+    return start_private_ray(ray, opts.ray_cpus or os.cpu_count() or 1, common)

@@ -178,3 +178,28 @@ def test_a_port_that_is_not_ray_is_one_line_at_once(tmp_path):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"something answers at {address}, but not a Ray cluster" in lines[0], result.output
+
+
+def test_a_killed_runs_leftovers_are_swept_and_a_live_runs_kept(tmp_path):
+    """SIGKILL leaves a private Ray's folder (and agents holding files in it): the next run
+    removes them, but never the folder of a curator that is still running."""
+    import subprocess
+
+    from curator.ray_local import OWNER_FILE, TEMP_PREFIX, _start_time, sweep_stale
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, live = tmp_path / f"{TEMP_PREFIX}stale", tmp_path / f"{TEMP_PREFIX}live"
+    stale.mkdir()
+    live.mkdir()
+    (stale / OWNER_FILE).write_text(f"{dead.pid} {_start_time(os.getpid())}")
+    (live / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
+    with open(stale / "agent.log", "w") as log:  # a leftover "agent" holding a file in the stale folder
+        agent = subprocess.Popen(["sleep", "60"], stdout=log)
+    try:
+        assert sweep_stale(str(tmp_path)) == [str(stale)]
+        assert agent.wait(timeout=10) != 0  # ended by the sweep
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert not stale.exists() and live.exists()
