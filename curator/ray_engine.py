@@ -263,4 +263,4 @@ def _connect(ray, opts):
 
     from .ray_local import start_private_ray
 
-    return start_private_ray(ray, opts.ray_cpus or os.cpu_count() or 1, common)
+    return start_private_ray(ray, opts.ray_cpus, common)  # None: Ray counts the CPUs (cgroup limits included)

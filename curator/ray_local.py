@@ -28,8 +28,8 @@ TEMP_PREFIX = "curator-ray-"
 OWNER_FILE = "curator-owner"  # "<pid> <start time>" of the curator process that started this Ray
 
 
-def start_private_ray(ray, num_cpus: int, init_args: dict):
-    """Start Ray on this machine with ``num_cpus`` CPUs, privately; returns the function
+def start_private_ray(ray, num_cpus: int | None, init_args: dict):
+    """Start Ray on this machine with ``num_cpus`` CPUs (None: all it may use), privately; returns the function
     that stops it and removes every trace (also called here when the start fails)."""
     with suppress(OSError):
         sweep_stale()
