@@ -31,7 +31,7 @@ from .per_image import Results, embed_records
 from .ray_local import first_line
 
 INSTALL_HINT = "pip install 'curator[ray]'"
-MAX_BLOCKS = 2000  # rows are split into about this many blocks at most (driver-side bookkeeping)
+MAX_BLOCKS = 2000  # pending rows are split into at most this many blocks (driver-side bookkeeping)
 
 
 def import_ray():
@@ -191,11 +191,15 @@ class RayEngine:
         the workers finish them (each row carries its item id)."""
         from ray.data import ActorPoolStrategy
 
-        rows = [{"id": int(i), "path": str(p)} for i, p in zip(ids, paths)]
-        if not rows:
+        import pyarrow as pa
+
+        if not len(ids):
             return
-        blocks = max(1, min(MAX_BLOCKS, -(-len(rows) // self.batch_size)))
-        ds = self.ray.data.from_items(rows, override_num_blocks=blocks)
+        # Arrow columns, not a dict per row: compact on the driver for millions of items;
+        # sliced (without copying) into blocks so that every worker gets some
+        table = pa.table({"id": pa.array(np.asarray(ids, dtype=np.int64)), "path": pa.array([str(p) for p in paths])})
+        rows_per_block = max(self.batch_size, -(-len(table) // MAX_BLOCKS))
+        ds = self.ray.data.from_arrow([table.slice(i, rows_per_block) for i in range(0, len(table), rows_per_block)])
         with warnings.catch_warnings():
             # max_restarts=0: a lost worker fails the run, which then resumes from the
             # database like any interrupted run (Ray's restart would log an error line
