@@ -35,7 +35,7 @@ from .arrays import checksum, open_array, problem
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE
 from .neighbors import knn
-from .per_image import ENGINES, decoded_batches, open_engine  # noqa: F401 (decoded_batches: its old home)
+from .per_image import ENGINES, open_engine
 from .project import DATABASE, INCOMPLETE, Project
 from .projector import (FeatureSpaces, MapSpec, choose_space, clear_cache, compute_map, full_map, load_user_embeddings,
                         parse_methods, save_map)
