@@ -26,15 +26,16 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_embedder, tune_malloc
+from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution
 from .checks.base import FINDING_COLUMNS
 from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
 from .checks.image_checks import BlurryCheck, run_image_checks
 from .checks.labels import LabelIssueCheck, OutlierCheck, choose_label_features
 from .arrays import checksum, open_array, problem
 from .errors import CuratorError, InterruptedRun
-from .imaging import THUMB_SHAPE, read_image
+from .imaging import THUMB_SHAPE
 from .neighbors import knn
+from .per_image import ENGINES, open_engine
 from .project import DATABASE, INCOMPLETE, Project
 from .projector import (FeatureSpaces, MapSpec, choose_space, clear_cache, compute_map, full_map, load_user_embeddings,
                         parse_methods, save_map)
@@ -68,6 +69,9 @@ class AnalyzeOptions:
     embeddings: str | None = None  # the user's own embeddings file (.npy, CSV or Parquet)
     progress: bool = True
     stop_after_batches: int | None = None  # testing hook: simulate an interruption
+    engine: str = "local"  # what runs the per-image stage: local (this process) or ray
+    ray_address: str | None = None  # an existing Ray cluster; None = start a local Ray
+    ray_cpus: int | None = None  # CPUs of the local Ray started here (None = this machine's)
 
 
 @dataclass
@@ -90,36 +94,6 @@ def label_check_note(classes) -> str | None:
     if len(classes) < 2:
         return f"only one class ({classes[0]!r}): label checks skipped"
     return None
-
-
-def decoded_batches(paths, resolution: int, batch_size: int, threads: int):
-    """Yield lists of ImageRecord, ``batch_size`` at a time, decoded ahead of use.
-
-    Decoding runs in ``threads`` background threads (PIL and numpy release the GIL) with at
-    most ``threads + 1`` batches in flight, so memory stays bounded by the batch size. Threads,
-    not processes: forked DataLoader workers slowed the CPU forward pass 4x on this machine
-    and pay IPC for every decoded pixel.
-    """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    chunks = (paths[i : i + batch_size] for i in range(0, len(paths), batch_size))
-
-    def decode(chunk):
-        return [read_image(p, resolution=resolution) for p in chunk]
-
-    if threads <= 0:
-        for chunk in chunks:
-            yield decode(chunk)
-        return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="curator-decode") as pool:
-        pending = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(decode, chunk))
-            if len(pending) > threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _file_key(path: Path) -> str:
@@ -197,65 +171,61 @@ def scan_and_embed(
         # made (or its free space checked) before the mark: a refusal up front changes nothing
         thumbs, _ = open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8, recreate=thumbs_problem is not None)
         project.mark_analysis_started()
-        tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
-        # only now: loading a backbone (torch: ~0.5 GB, seconds) is needless on a re-run with
-        # nothing to embed; onnxruntime (the default on CPU) spares torch altogether
-        backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes,
-                                         StageStatus(timings, enabled=opts.progress))
-        timings["model_load"] = round(time.perf_counter() - t0 - timings.get("onnx_export", 0.0), 3)
-        emb, emb_new = open_array(emb_path, (n, backbone.dim), np.float32, recreate=emb_problem is not None)
-        if emb_new and reused:  # a fresh embedding file: everything must be embedded again
-            pending, reused = list(range(n)), 0
-        batches = decoded_batches([str(locations[i]) for i in pending], resolution, opts.batch_size, opts.workers)
-        cols = list(METRIC_COLUMNS)
-        sql = f"INSERT OR REPLACE INTO metrics(item_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
-        forward_s = 0.0
-        t_loop = time.perf_counter()
-        bar = _progress(len(pending), "embedding + metrics", opts.progress)
-        try:
-            for batch_no, recs in enumerate(batches):
-                start = batch_no * opts.batch_size
-                ids = np.array(pending[start : start + len(recs)])
-                ok = [k for k, r in enumerate(recs) if r.model_input is not None]
-                feats = np.zeros((len(recs), backbone.dim), dtype=np.float32)
-                if ok:
-                    tf = time.perf_counter()
-                    x = backbone.prepare(np.stack([recs[k].model_input for k in ok]), device)
-                    feats[ok] = backbone.forward(x)
-                    forward_s += time.perf_counter() - tf
-                emb[ids] = feats
-                thumbs[ids] = np.stack(
-                    [r.thumbnail if r.thumbnail is not None else np.zeros(THUMB_SHAPE, np.uint8) for r in recs]
-                )
-                emb.flush()
-                thumbs.flush()
-                rows = []
-                for item_id, rec in zip(ids, recs):
-                    m = dict(rec.metrics)
-                    m["scan_key"] = file_keys[item_id]
-                    m["embed_key"] = wanted[item_id]
-                    rows.append((int(item_id), *[m.get(c) for c in cols]))
-                with transaction(project.db) as c:
-                    c.executemany(sql, rows)
-                bar.update(len(recs))
-                if opts.stop_after_batches is not None and batch_no + 1 >= opts.stop_after_batches:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            bar.close()
-            done = project.db.execute(
-                "SELECT COUNT(*) FROM metrics WHERE embed_key LIKE ?", (backbone_key + "|%",)
-            ).fetchone()[0]
-            raise InterruptedRun(
-                f"interrupted: {done} of {n} images are done and saved; run `{command('curator', 'analyze', project.root)}` again to resume"
-            ) from None
-        bar.close()
-        timings["embed_total"] = round(time.perf_counter() - t_loop, 3)
-        timings["cnn_forward"] = round(forward_s, 3)
+        with open_engine(opts, resolution, notes, StageStatus(timings, enabled=opts.progress)) as engine:
+            timings["model_load"] = round(
+                time.perf_counter() - t0 - timings.get("onnx_export", 0.0) - timings.get("ray_start", 0.0), 3)
+            emb, emb_new = open_array(emb_path, (n, engine.dim), np.float32, recreate=emb_problem is not None)
+            if emb_new and reused:  # a fresh embedding file: everything must be embedded again
+                pending, reused = list(range(n)), 0
+            paths = [str(locations[i]) for i in pending]
+            _write_results(project, engine, pending, paths, emb, thumbs, file_keys, wanted, opts, timings)
         del emb
         del thumbs
     if not emb_path.exists():
         raise CuratorError("embeddings are missing; run analyze again")
     return backbone_key, emb_file, len(pending), reused
+
+
+def _write_results(project: Project, engine, pending: list, paths: list, emb, thumbs, scan_keys: list,
+                   embed_keys: list, opts: AnalyzeOptions, timings: dict) -> None:
+    """Write each batch the engine returns: array rows flushed first, then its metrics rows
+    with the keys that tell the next run what to redo (file version; file + backbone + scan
+    version), in one transaction, so a killed run loses at most the batches in flight."""
+    cols = list(METRIC_COLUMNS)
+    sql = f"INSERT OR REPLACE INTO metrics(item_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
+    forward_s = 0.0
+    t_loop = time.perf_counter()
+    bar = _progress(len(pending), "embedding + metrics", opts.progress)
+    try:
+        for batch_no, res in enumerate(engine.results(pending, paths)):
+            ids = res.ids
+            forward_s += res.forward_s
+            emb[ids] = res.embeddings
+            thumbs[ids] = res.thumbnails
+            emb.flush()
+            thumbs.flush()
+            rows = []
+            for item_id, metrics in zip(ids, res.metrics):
+                m = dict(metrics)
+                m["scan_key"] = scan_keys[item_id]
+                m["embed_key"] = embed_keys[item_id]
+                rows.append((int(item_id), *[m.get(c) for c in cols]))
+            with transaction(project.db) as c:
+                c.executemany(sql, rows)
+            bar.update(len(ids))
+            if opts.stop_after_batches is not None and batch_no + 1 >= opts.stop_after_batches:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        bar.close()
+        stored = project.db.execute("SELECT item_id, embed_key FROM metrics").fetchall()
+        done = sum(1 for item_id, key in stored if 0 <= item_id < len(embed_keys) and key == embed_keys[item_id])
+        raise InterruptedRun(
+            f"interrupted: {done} of {len(embed_keys)} images are done and saved; run "
+            f"`{command('curator', 'analyze', project.root)}` again to resume"
+        ) from None
+    bar.close()
+    timings["embed_total"] = round(time.perf_counter() - t_loop, 3)
+    timings["cnn_forward"] = round(forward_s, 3)  # summed over workers on Ray
 
 
 def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> str:
@@ -406,6 +376,12 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
     opts = options or AnalyzeOptions()
     if opts.batch_size < 1:
         raise CuratorError("--batch-size must be at least 1")
+    if opts.engine not in ENGINES:
+        raise CuratorError(f"unknown engine {opts.engine!r}: use {' or '.join(ENGINES)}")
+    if opts.engine == "ray":
+        from .ray_engine import check_options
+
+        check_options(opts)  # Ray installed, cluster reachable: before the project is touched
     project = project if isinstance(project, Project) else Project(project)
     with _explained_write_errors(project), project.analyze_lock():
         project.reload_manifest()  # as the previous holder of the lock left it
