@@ -72,6 +72,7 @@ class AnalyzeOptions:
     engine: str = "local"  # what runs the per-image stage: local (this process) or ray
     ray_address: str | None = None  # an existing Ray cluster; None = start a local Ray
     ray_cpus: int | None = None  # CPUs of the local Ray started here (None = this machine's)
+    ignore_colour: bool = False  # near duplicates compared in luminance only: a recoloured copy is a copy
 
 
 @dataclass
@@ -232,6 +233,8 @@ def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> s
     h = hashlib.sha256()
     user = project.manifest.get("user_embeddings") or {}
     h.update(f"{ANALYSIS_VERSION}|{__version__}|{backbone_key}|{opts.projection}|{user.get('checksum')}".encode())
+    if opts.ignore_colour:  # (only then, so projects analysed before the option keep their fingerprint)
+        h.update(b"|ignore-colour")
     for row in project.db.execute("SELECT i.item_id, i.label, m.embed_key FROM items i LEFT JOIN metrics m USING(item_id) ORDER BY i.item_id"):
         h.update(repr(row).encode())
     return h.hexdigest()
@@ -303,7 +306,8 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
     candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8),
                                  _pairs(readable, shift_free_neighbours(thumbs[readable]), SHIFT_FREE_CANDIDATES)])
-    findings.append(NearDuplicateCheck().find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
+    near = NearDuplicateCheck(colour_matters=not opts.ignore_colour)
+    findings.append(near.find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
     status.end()
 
     status.begin("labels")
@@ -459,6 +463,7 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
             "map_space_agreement": map_choice["agreement"],
             "user_embeddings": project.manifest.get("user_embeddings"),
             "label_features": label_space,
+            "ignore_colour": bool(opts.ignore_colour),
             "items": n,
             "issues": {k: int(v) for k, v in counts.items()},
             "timings": timings,

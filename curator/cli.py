@@ -171,9 +171,12 @@ def download(names, target_dir, list_only, force):
 @click.option("--ray-cpus", type=int, default=None, metavar="N",
               help="With --engine ray and no --address: CPUs (one worker each) of the Ray started here "
                    "(default: all of this machine's).")
+@click.option("--ignore-colour", "--ignore-color", "ignore_colour", is_flag=True,
+              help="Compare near duplicates in grey levels only, so copies that differ only in colour (a recoloured "
+                   "or greyscale version) are grouped too; by default a colour change makes another picture.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def analyze(project, backbone, resolution, device, batch_size, workers, projection, embeddings_file, runtime, engine,
-            ray_address, ray_cpus, quiet):
+            ray_address, ray_cpus, ignore_colour, quiet):
     """Embed every image, compute quality metrics and issues, and the 2D projection."""
     from .analyze import AnalyzeOptions
     from .analyze import analyze as run
@@ -186,7 +189,7 @@ def analyze(project, backbone, resolution, device, batch_size, workers, projecti
     opts = AnalyzeOptions(backbone=backbone, resolution=resolution, device=device, batch_size=batch_size,
                           workers=workers, projection=",".join(parse_methods(projection)), runtime=runtime,
                           progress=not quiet, embeddings=str(embeddings_file) if embeddings_file else None,
-                          engine=engine, ray_address=ray_address, ray_cpus=ray_cpus)
+                          engine=engine, ray_address=ray_address, ray_cpus=ray_cpus, ignore_colour=ignore_colour)
     report = run(proj, opts)
     if report.up_to_date:
         click.echo(f"{proj.name}: up to date ({report.items} images, nothing changed)")

@@ -334,11 +334,12 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     for level in np.unique(levels):
         sel = np.flatnonzero(levels == level)
         involved, inverse = np.unique(pairs[sel], return_inverse=True)
-        colour = prepare(np.asarray(thumbs[involved]), level=int(level))
+        chosen = np.asarray(thumbs[involved])
+        if not colour_matters and chosen.ndim == 4:  # grey levels (ITU-R 601 luma, as PIL's "L")
+            chosen = chosen.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        colour = prepare(chosen, level=int(level))
         lum = colour.mean(axis=3, keepdims=True)
         lum /= np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
-        if not colour_matters:
-            colour = lum
         prepared[level] = (sel, inverse.reshape(-1, 2), colour, lum)
 
         def search(start, sel=sel, inverse=prepared[level][1], colour=colour, lum=lum):
