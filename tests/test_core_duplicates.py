@@ -140,8 +140,11 @@ def test_colour_variants_are_not_close():
     blue = np.stack([128 - 80 * shape, 128 - 20 * shape, 128 + 120 * shape], axis=-1)
     to_img = lambda x: Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
     assert difference(to_img(grey), to_img(blue)) > 3 * THRESHOLD
-    # unless colour is to be ignored (analyze --ignore-colour): then they are one picture
-    thumbs, _ = thumbs_and_sides([to_img(grey), to_img(blue)])
+    # unless colour is to be ignored (analyze --ignore-colour): then a tint of the same grey
+    # levels (not a negative of them, as the blue above is) is one picture
+    tinted = np.stack([128 - 30 * shape, 128 + 40 * shape, 128 + 140 * shape], axis=-1)
+    assert difference(to_img(grey), to_img(tinted)) > 3 * THRESHOLD
+    thumbs, _ = thumbs_and_sides([to_img(grey), to_img(tinted)])
     sizes = np.array([[48, 48], [48, 48]])
     assert pair_differences(thumbs, np.array([[0, 1]]), sizes=sizes, colour_matters=False)[0] < THRESHOLD
 
