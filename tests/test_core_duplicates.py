@@ -360,3 +360,23 @@ def test_shifted_copies_of_tiny_images_are_candidates():
     nbrs = shift_free_neighbours(thumbs)
     found = [i in nbrs[120 + i] for i in range(20)]
     assert np.mean(found) >= 0.9
+
+
+def test_pairs_in_blocks_give_the_same_differences(monkeypatch):
+    """Beyond PREPARE_LIMIT images the pairs are aligned block by block (memory bounded by the
+    block, not the dataset): every difference is the same as all at once."""
+    import curator.checks.align as align
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    thumbs = np.concatenate([base, noisy])
+    pairs = np.concatenate([np.stack([np.arange(40), np.arange(40) + 40], 1), rng.integers(0, 80, (200, 2))])
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    sizes = np.full((80, 2), 32)
+    whole = pair_differences(thumbs, pairs, sizes=sizes)
+    monkeypatch.setattr(align, "PREPARE_LIMIT", 10)
+    monkeypatch.setattr(align, "BLOCK_PAIRS", 16)
+    assert len(list(align._blocks(pairs, np.full(len(pairs), 32)))) > 10
+    np.testing.assert_allclose(pair_differences(thumbs, pairs, sizes=sizes), whole, rtol=1e-5, atol=1e-6)
+    assert (whole[:40] < THRESHOLD).all()

@@ -330,40 +330,62 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
         levels = np.minimum(per_image[pairs[:, 0]], per_image[pairs[:, 1]])
     out = np.empty(len(pairs), dtype=np.float32)
     params = np.empty((len(pairs), 4), dtype=np.float32)
-    prepared = {}
-    for level in np.unique(levels):
-        sel = np.flatnonzero(levels == level)
-        involved, inverse = np.unique(pairs[sel], return_inverse=True)
-        chosen = np.asarray(thumbs[involved])
-        if not colour_matters and chosen.ndim == 4:  # grey levels (ITU-R 601 luma, as PIL's "L")
-            chosen = chosen.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        colour = prepare(chosen, level=int(level))
-        lum = colour.mean(axis=3, keepdims=True)
-        lum /= np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
-        prepared[level] = (sel, inverse.reshape(-1, 2), colour, lum)
+    for level, block in _blocks(pairs, levels):
+        inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
 
-        def search(start, sel=sel, inverse=prepared[level][1], colour=colour, lum=lum):
+        def search(start, block=block, inverse=inverse, colour=colour, lum=lum):
             ia, ib = inverse[start : start + chunk].T
-            rows = sel[start : start + chunk]
+            rows = block[start : start + chunk]
             # the search runs on luminance (3x cheaper); the difference it leaves, in colour
             params[rows] = initial_alignment(lum[ia], lum[ib], None if guesses is None else guesses[rows])[0]
             out[rows] = _mean_abs(colour[ia], warp(colour[ib], params[rows]))
 
-        _each_chunk(search, len(sel), chunk)
+        _each_chunk(search, len(block), chunk)
     todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)
-    for level, (sel, inverse, colour, lum) in prepared.items():
-        keep = todo[sel]
-        sel, inverse = sel[keep], inverse[keep]
+    for level, block in _blocks(pairs, levels, todo):
+        inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
         bleed = thumbs.shape[1] / level + SMOOTH_SIGMA  # one comparison sample plus the smoothing
 
-        def refine_chunk(start, sel=sel, inverse=inverse, colour=colour, lum=lum, bleed=bleed):
+        def refine_chunk(start, block=block, inverse=inverse, colour=colour, lum=lum, bleed=bleed):
             ia, ib = inverse[start : start + chunk].T
-            rows = sel[start : start + chunk]
+            rows = block[start : start + chunk]
             band = None if anisotropy is None else anisotropy[rows]
             out[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed)
 
-        _each_chunk(refine_chunk, len(sel), chunk)
+        _each_chunk(refine_chunk, len(block), chunk)
     return out
+
+
+PREPARE_LIMIT = 40_000  # images whose prepared thumbnails are held at once (about 16 KB each a level)
+BLOCK_PAIRS = 32_768  # beyond that, pairs handled per block: bounds memory, not results
+
+
+def _blocks(pairs: np.ndarray, levels: np.ndarray, wanted: np.ndarray | None = None):
+    """(level, pair rows) blocks. All of a level's pairs at once while they involve at most
+    PREPARE_LIMIT images; beyond, blocks of BLOCK_PAIRS rows ordered by first member, so the
+    prepared thumbnails stay bounded (at most 2 x BLOCK_PAIRS images, about 1 GB) however many
+    images there are, at the price of preparing an image again in each block it appears in."""
+    for level in np.unique(levels):
+        rows = np.flatnonzero((levels == level) if wanted is None else (levels == level) & wanted)
+        if len(rows) <= BLOCK_PAIRS or len(np.unique(pairs[rows])) <= PREPARE_LIMIT:
+            yield int(level), rows
+            continue
+        rows = rows[np.argsort(pairs[rows, 0], kind="stable")]
+        for start in range(0, len(rows), BLOCK_PAIRS):
+            yield int(level), rows[start : start + BLOCK_PAIRS]
+
+
+def _prepared(thumbs: np.ndarray, block_pairs: np.ndarray, level: int, colour_matters: bool):
+    """(pair positions into the block's images (B, 2), colour (M, S, S, C), luminance (M, S, S, 1))
+    for the images of one block of pairs, each prepared as :func:`prepare` does."""
+    involved, inverse = np.unique(block_pairs, return_inverse=True)
+    chosen = np.asarray(thumbs[involved])
+    if not colour_matters and chosen.ndim == 4:  # grey levels (ITU-R 601 luma, as PIL's "L")
+        chosen = chosen.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    colour = prepare(chosen, level=level)
+    lum = colour.mean(axis=3, keepdims=True)
+    lum /= np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
+    return inverse.reshape(-1, 2), colour, lum
 
 
 def _each_chunk(work, n: int, chunk: int) -> None:
