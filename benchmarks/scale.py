@@ -1,0 +1,240 @@
+"""Scale benchmark: time and peak memory of analyze at 100k real files and of the dataset-level
+stages on up to 1M synthetic embeddings. Prints numbers; not a test.
+
+  # 100,000 small image files, imported and analyzed end to end in a fresh process
+  python benchmarks/scale.py --files 100000 --workdir /tmp/scale [--engine local|ray]
+  # the dataset-level stages alone again on that analyzed project (fresh process)
+  python benchmarks/scale.py --stages /tmp/scale/project
+  # the dataset-level stages alone on synthetic clustered embeddings, 5k / 50k / 1M
+  python benchmarks/scale.py --synthetic 5000,50000,1000000 --workdir /tmp/scale
+
+Images: scikit-learn's 8x8 digits upscaled to 32 px with a random shift, contrast and noise
+(benchmarks/speed.py::make_images), mixed 4:1 with 32 px crops of scikit-learn's two sample
+photos at a random position and scale (label = photo). Peak RSS is sampled from
+/proc/PID/status (VmRSS, 0.2 s) and attributed to the stage analyze announced last on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+PER_IMAGE = "per-image"
+
+
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# ---------------------------------------------------------------------------- images
+def make_files(root: Path, n: int, seed: int = 0) -> None:
+    """``n`` small PNGs: 4 of 5 upscaled digits (10 classes), 1 of 5 photo crops (2 classes)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits, load_sample_images
+
+    digits = load_digits()
+    photos = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        if i % 5 == 4:
+            k = int(rng.integers(len(photos)))
+            side = int(rng.integers(32, 96))
+            y, x = int(rng.integers(0, 427 - side)), int(rng.integers(0, 640 - side))
+            crop = Image.fromarray(photos[k][y : y + side, x : x + side]).resize((32, 32), Image.BILINEAR)
+            arr = np.clip(np.asarray(crop, np.float32) + rng.normal(0, 3, (32, 32, 3)), 0, 255).astype(np.uint8)
+            label = f"photo{k}"
+        else:
+            j = int(rng.integers(len(digits.images)))
+            img = Image.fromarray(np.clip(digits.images[j] * 16, 0, 255).astype(np.uint8)).resize((32, 32), Image.BILINEAR)
+            arr = np.roll(np.asarray(img, dtype=np.float32), tuple(rng.integers(-2, 3, size=2)), axis=(0, 1))
+            arr = np.clip(arr * rng.uniform(0.8, 1.2) + rng.normal(0, 4, arr.shape), 0, 255).astype(np.uint8)
+            label = str(digits.target[j])
+        p = root / label / f"{i:06d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(p)
+
+
+# ---------------------------------------------------------------------------- measuring
+class RssSampler:
+    """Peak VmRSS of a process per stage, the stage being whatever ``stage`` says when sampled."""
+
+    def __init__(self, pid: int, period: float = 0.2):
+        self.pid, self.period = pid, period
+        self.stage = PER_IMAGE
+        self.peaks: dict[str, int] = {}
+        self.series: list[tuple[float, str, int]] = []
+        self._stop = threading.Event()
+        self._t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _rss(self) -> int | None:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    def _run(self):
+        while not self._stop.wait(self.period):
+            rss = self._rss()
+            if rss is None:
+                continue
+            stage = self.stage
+            self.peaks[stage] = max(self.peaks.get(stage, 0), rss)
+            self.series.append((round(time.perf_counter() - self._t0, 1), stage, rss))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+def run_sampled(cmd: list, env: dict, stage_names: dict) -> dict:
+    """Run ``cmd``; wall, CPU-s of the child, and peak RSS per stage (stages read off stderr)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start_load = load()
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    sampler = RssSampler(proc.pid)
+    err_lines = []
+
+    def read_err():
+        for line in proc.stderr:
+            err_lines.append(line)
+            for label, key in stage_names.items():
+                if line.startswith(label + " …"):
+                    sampler.stage = key
+
+    reader = threading.Thread(target=read_err, daemon=True)
+    reader.start()
+    out = proc.stdout.read()
+    proc.wait()
+    reader.join()
+    sampler.stop()
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} failed ({proc.returncode}): {''.join(err_lines)[-1500:]}")
+    return {"wall": wall, "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            "maxrss": after.ru_maxrss * 1024, "peaks": sampler.peaks, "series": sampler.series, "stdout": out,
+            "load_before": start_load, "load_after": load()}
+
+
+def env_with_repo() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def gb(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.2f} GB"
+
+
+# ---------------------------------------------------------------------------- end to end
+def run_files(n: int, work: Path, engine: str, batch_size: int, extra: list) -> dict:
+    from curator.stage_status import STAGES
+
+    images, project = work / f"images-{n}", work / f"project-{n}-{engine}"
+    if not (images / ".complete").exists():
+        shutil.rmtree(images, ignore_errors=True)
+        t = time.perf_counter()
+        make_files(images, n)
+        (images / ".complete").write_text(str(n))
+        print(f"made {n} files in {time.perf_counter() - t:.0f} s (load {load()})", flush=True)
+    shutil.rmtree(project, ignore_errors=True)
+    env = env_with_repo()
+    curator = [sys.executable, "-m", "curator.cli"]
+    imp = run_sampled(curator + ["import", str(images), "--out", str(project)], env, {})
+    print(f"import: {imp['wall']:.0f} s wall, {imp['cpu']:.0f} CPU-s, peak RSS {gb(imp['maxrss'])} "
+          f"(load {imp['load_before']} -> {imp['load_after']})", flush=True)
+    cmd = curator + ["analyze", str(project), "--batch-size", str(batch_size)]
+    if engine != "local":  # the Ray engine's option; plain analyze is the local engine
+        cmd += ["--engine", engine]
+    cmd += extra
+    labels = {label: key for key, label in STAGES}
+    r = run_sampled(cmd, env, labels)
+    manifest = json.loads((project / "curator.json").read_text())["analysis"]
+    r["timings"] = manifest["timings"]
+    r["issues"] = manifest["issues"]
+    report_run(f"analyze {n} files, engine {engine}", n, r)
+    (work / f"series-{n}-{engine}.json").write_text(json.dumps(r["series"]))
+    return r
+
+
+def report_run(title: str, n: int, r: dict) -> None:
+    print(f"\n== {title}")
+    print(f"wall {r['wall']:.0f} s, {n / r['wall']:.0f} img/s, {r['cpu']:.0f} CPU-s "
+          f"({1000 * r['cpu'] / n:.2f} CPU-ms/img), peak RSS {gb(r['maxrss'])} "
+          f"(load {r['load_before']} -> {r['load_after']})")
+    print("timings:", json.dumps(r.get("timings", {})))
+    if r.get("issues"):
+        print("issues:", json.dumps(r["issues"]))
+    for stage, peak in r["peaks"].items():
+        print(f"  peak RSS {stage:<12} {gb(peak)}")
+    print(flush=True)
+
+
+# ---------------------------------------------------------------------------- dataset-level stages
+STAGES_CODE = """
+import json, resource, sys, time
+from curator import Project
+from curator.analyze import AnalyzeOptions, find_issues
+p = Project(sys.argv[1])
+t = {}
+t0 = time.perf_counter()
+find_issues(p, p.analysis["embeddings_file"], AnalyzeOptions(projection=sys.argv[2]), t)
+t["total"] = round(time.perf_counter() - t0, 3)
+print(json.dumps(t))
+"""
+
+
+def run_stages(project: Path, projection: str) -> dict:
+    from curator.stage_status import STAGES
+
+    n = len(json.loads((project / "curator.json").read_text()).get("analysis", {}).get("timings", {})) and None
+    r = run_sampled([sys.executable, "-c", STAGES_CODE, str(project), projection], env_with_repo(),
+                    {label: key for key, label in STAGES})
+    r["timings"] = json.loads(r["stdout"].strip().splitlines()[-1])
+    return r
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=0, help="make N small image files, import and analyze them")
+    ap.add_argument("--engine", default="local", help="analyze's per-image engine: local or ray (passed through)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--stages", type=Path, default=None, help="rerun the dataset-level stages on this analyzed project")
+    ap.add_argument("--synthetic", default="", help="comma-separated sizes for the synthetic dataset-level run")
+    ap.add_argument("--dim", type=int, default=1280, help="synthetic embedding width (EfficientNet-Lite0: 1280)")
+    ap.add_argument("--projection", default="umap")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/curator-scale"))
+    ap.add_argument("analyze_args", nargs="*", help="more options for curator analyze (after --)")
+    args = ap.parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"start {time.strftime('%H:%M:%S')} load {load()} cpus {os.cpu_count()}", flush=True)
+    if args.files:
+        run_files(args.files, args.workdir, args.engine, args.batch_size, args.analyze_args)
+    if args.stages:
+        proj = args.stages
+        n = json.loads((proj / "curator.json").read_text())["analysis"]["items"]
+        report_run(f"dataset-level stages on {proj} ({n} items)", n, run_stages(proj, args.projection))
+    if args.synthetic:
+        from benchmarks_synthetic import run_synthetic  # noqa: F401  (filled in below)
+
+
+if __name__ == "__main__":
+    main()
