@@ -72,22 +72,24 @@ class RssSampler:
     def __init__(self, pid: int, period: float = 0.2):
         self.pid, self.period = pid, period
         self.stage = PER_IMAGE
-        self.peaks: dict[str, int] = {}
+        self.peaks: dict[str, tuple[int, int]] = {}
         self.series: list[tuple[float, str, int]] = []
         self._stop = threading.Event()
         self._t0 = time.perf_counter()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _rss(self) -> int | None:
+    def _rss(self) -> tuple[int, int] | None:
+        """(VmRSS, RssAnon) in bytes: RssAnon is the heap; the rest is file pages (memory maps)."""
+        got = {}
         try:
             with open(f"/proc/{self.pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) * 1024
+                    if line.startswith(("VmRSS:", "RssAnon:")):
+                        got[line.split(":")[0]] = int(line.split()[1]) * 1024
         except OSError:
             return None
-        return None
+        return (got["VmRSS"], got.get("RssAnon", 0)) if "VmRSS" in got else None
 
     def _run(self):
         while not self._stop.wait(self.period):
@@ -95,8 +97,9 @@ class RssSampler:
             if rss is None:
                 continue
             stage = self.stage
-            self.peaks[stage] = max(self.peaks.get(stage, 0), rss)
-            self.series.append((round(time.perf_counter() - self._t0, 1), stage, rss))
+            total, anon = self.peaks.get(stage, (0, 0))
+            self.peaks[stage] = (max(total, rss[0]), max(anon, rss[1]))
+            self.series.append((round(time.perf_counter() - self._t0, 1), stage, *rss))
 
     def stop(self):
         self._stop.set()
@@ -128,6 +131,8 @@ def run_sampled(cmd: list, env: dict, stage_names: dict) -> dict:
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
+        print("peaks so far:", {k: (gb(a), gb(b)) for k, (a, b) in sampler.peaks.items()}, flush=True)
+        per_image_growth(sampler.series)
         raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} failed ({proc.returncode}): {''.join(err_lines)[-1500:]}")
     return {"wall": wall, "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
             "maxrss": after.ru_maxrss * 1024, "peaks": sampler.peaks, "series": sampler.series, "stdout": out,
@@ -167,12 +172,23 @@ def run_files(n: int, work: Path, engine: str, batch_size: int, extra: list) -> 
     cmd += extra
     labels = {label: key for key, label in STAGES}
     r = run_sampled(cmd, env, labels)
+    per_image_growth(r["series"])
     manifest = json.loads((project / "curator.json").read_text())["analysis"]
     r["timings"] = manifest["timings"]
     r["issues"] = manifest["issues"]
     report_run(f"analyze {n} files, engine {engine}", n, r)
     (work / f"series-{n}-{engine}.json").write_text(json.dumps(r["series"]))
     return r
+
+
+def per_image_growth(series: list) -> None:
+    """RSS at each fifth of the per-image stage: flat if memory is bounded by the batch size."""
+    rows = [row for row in series if row[1] == PER_IMAGE]
+    if len(rows) < 5:
+        return
+    picks = [rows[int(f * (len(rows) - 1))] for f in (0.2, 0.4, 0.6, 0.8, 1.0)]
+    print("per-image stage RSS at 20/40/60/80/100 % of its time: "
+          + ", ".join(f"{gb(r[2])} (anon {gb(r[3])})" for r in picks), flush=True)
 
 
 def report_run(title: str, n: int, r: dict) -> None:
@@ -183,8 +199,8 @@ def report_run(title: str, n: int, r: dict) -> None:
     print("timings:", json.dumps(r.get("timings", {})))
     if r.get("issues"):
         print("issues:", json.dumps(r["issues"]))
-    for stage, peak in r["peaks"].items():
-        print(f"  peak RSS {stage:<12} {gb(peak)}")
+    for stage, (peak, anon) in r["peaks"].items():
+        print(f"  peak RSS {stage:<12} {gb(peak)}  (anonymous {gb(anon)}, file-backed pages the rest)")
     print(flush=True)
 
 
@@ -212,6 +228,119 @@ def run_stages(project: Path, projection: str) -> dict:
     return r
 
 
+# ---------------------------------------------------------------------------- synthetic
+def make_synthetic(n: int, dim: int, root: Path, seed: int = 0, chunk: int = 20_000) -> dict:
+    """Memory-mapped clustered embeddings (n, dim) float32 and thumbnails (n, 32, 32, 3), a
+    metrics frame, and the planted outliers and label errors (item ids). 10 classes of 10
+    clusters each; an item = its cluster's centre + a 16-dim within-cluster variation + noise,
+    ReLU'd like a CNN's pooled features; 0.2 % outliers (sparse, no cluster), 1 % labels flipped.
+    Thumbnails: the cluster's smooth colour pattern with noise."""
+    rng = np.random.default_rng(seed)
+    n_clusters, variation = 100, 16
+    centres = rng.normal(0, 1, (n_clusters, dim)).astype(np.float32)
+    basis = (rng.normal(0, 1, (n_clusters, variation, dim)) * 0.35).astype(np.float32)
+    patterns = rng.integers(0, 256, (n_clusters, 4, 4, 3)).astype(np.float32)
+    patterns = np.repeat(np.repeat(patterns, 8, axis=1), 8, axis=2)  # (C, 32, 32, 3)
+    root.mkdir(parents=True, exist_ok=True)
+    emb = np.lib.format.open_memmap(root / "emb.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+    thumbs = np.lib.format.open_memmap(root / "thumbs.npy", mode="w+", dtype=np.uint8, shape=(n, 32, 32, 3))
+    cluster = rng.integers(n_clusters, size=n)
+    outliers = np.sort(rng.choice(n, size=max(1, n // 500), replace=False))
+    flipped = np.sort(rng.choice(np.setdiff1d(np.arange(n), outliers), size=max(1, n // 100), replace=False))
+    for a in range(0, n, chunk):
+        c = cluster[a : a + chunk]
+        x = centres[c] + np.einsum("nk,nkd->nd", rng.normal(0, 1, (len(c), variation)).astype(np.float32), basis[c])
+        x += rng.normal(0, 0.6, x.shape).astype(np.float32)
+        odd = outliers[(outliers >= a) & (outliers < a + chunk)] - a
+        # out-of-domain: a few strong features no cluster has (like a photo among digits)
+        x[odd] = rng.normal(0, 1.5, (len(odd), dim)) * (rng.random((len(odd), dim)) < 0.05) * 3
+        emb[a : a + chunk] = np.maximum(x, 0)
+        t = patterns[c] + rng.normal(0, 12, (len(c), 32, 32, 3))
+        thumbs[a : a + chunk] = np.clip(t, 0, 255).astype(np.uint8)
+    emb.flush()
+    thumbs.flush()
+    del emb, thumbs
+    label = cluster % 10
+    label[flipped] = (label[flipped] + 1 + rng.integers(9, size=len(flipped))) % 10
+    metrics = synthetic_metrics(n, label, rng)
+    metrics.to_parquet(root / "metrics.parquet")
+    np.save(root / "planted_outliers.npy", outliers)
+    np.save(root / "planted_flipped.npy", flipped)
+    return {"outliers": outliers, "flipped": flipped}
+
+
+def synthetic_metrics(n: int, label: np.ndarray, rng) -> "pd.DataFrame":
+    """Per-image metrics typical of sharp, mid-grey 32 px images (no image-level defects)."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "item_id": np.arange(n), "label": [str(v) for v in label], "readable": 1, "error": None,
+        "width": 32, "height": 32, "channels": 3, "file_size": 2500,
+        "brightness": rng.uniform(0.35, 0.65, n), "brightness_high": rng.uniform(0.7, 0.9, n),
+        "brightness_low": rng.uniform(0.1, 0.3, n), "contrast": rng.uniform(0.15, 0.3, n),
+        "sharpness": rng.uniform(80, 120, n), "fine_detail": rng.uniform(0.4, 0.6, n),
+        "entropy": rng.uniform(6.0, 7.5, n), "aspect_ratio": 1.0, "area": 1024.0, "opacity": 1.0,
+        "pixel_hash": [f"h{i}" for i in range(n)],
+    })
+
+
+SYNTHETIC_CODE = """
+import json, sys, time
+import numpy as np, pandas as pd
+from curator.stages import DatasetInputs, run_stages
+root = sys.argv[1]
+metrics = pd.read_parquet(root + "/metrics.parquet")
+inputs = DatasetInputs(metrics, np.load(root + "/emb.npy", mmap_mode="r"), np.load(root + "/thumbs.npy", mmap_mode="r"),
+                       [str(c) for c in range(10)], methods=sys.argv[2].split(","))
+t = {}
+t0 = time.perf_counter()
+r = run_stages(inputs, t)
+t["total"] = round(time.perf_counter() - t0, 3)
+f = r.findings
+out = set(f.loc[f["issue"] == "outlier", "item_id"])
+lab = set(f.loc[f["issue"] == "label_issue", "item_id"])
+po, pf = np.load(root + "/planted_outliers.npy"), np.load(root + "/planted_flipped.npy")
+print(json.dumps({"timings": t, "issues": f["issue"].value_counts().to_dict(), "label_space": r.label_space,
+                  "map": r.map_choice["space"], "outlier_recall": round(len(out & set(po.tolist())) / len(po), 3),
+                  "outlier_precision": round(len(out & set(po.tolist())) / max(1, len(out)), 3),
+                  "label_recall": round(len(lab & set(pf.tolist())) / len(pf), 3),
+                  "label_precision": round(len(lab & set(pf.tolist())) / max(1, len(lab)), 3),
+                  "map_finite": float(np.isfinite(r.maps[sys.argv[2].split(",")[0]]).all(axis=1).mean())}))
+"""
+
+
+def run_synthetic(n: int, dim: int, work: Path, projection: str) -> dict:
+    from curator.stage_status import STAGES
+
+    root = work / f"synthetic-{n}-{dim}"
+    if not (root / "metrics.parquet").exists():
+        t = time.perf_counter()
+        make_synthetic(n, dim, root)
+        print(f"made synthetic {n} x {dim} in {time.perf_counter() - t:.0f} s (load {load()})", flush=True)
+    r = run_sampled([sys.executable, "-c", SYNTHETIC_CODE, str(root), projection], env_with_repo(),
+                    {label: key for key, label in STAGES})
+    r.update(json.loads(r["stdout"].strip().splitlines()[-1]))
+    report_run(f"dataset-level stages, synthetic {n} x {dim}", n, r)
+    print("quality:", {k: r[k] for k in ("label_space", "map", "outlier_recall", "outlier_precision", "label_recall",
+                                         "label_precision", "map_finite")})
+    return r
+
+
+def per_image_table(results: dict) -> None:
+    """ms per image of each dataset-level stage at each size, and the ratio largest/smallest."""
+    from curator.stage_status import STAGES
+
+    sizes = sorted(results)
+    keys = [k for k, _ in STAGES] + ["total"]
+    print("\nms per image   " + "".join(f"{n:>12,}" for n in sizes) + "   ratio")
+    for key in keys:
+        vals = [1000 * results[n]["timings"].get(key, 0.0) / n for n in sizes]
+        ratio = vals[-1] / vals[0] if vals[0] else float("nan")
+        print(f"{key:<14} " + "".join(f"{v:12.3f}" for v in vals) + f"   {ratio:5.2f}")
+    print("peak RSS (GB)  " + "".join(f"{results[n]['maxrss'] / 2**30:12.2f}" for n in sizes))
+    print(flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=0, help="make N small image files, import and analyze them")
@@ -233,7 +362,10 @@ def main(argv=None) -> None:
         n = json.loads((proj / "curator.json").read_text())["analysis"]["items"]
         report_run(f"dataset-level stages on {proj} ({n} items)", n, run_stages(proj, args.projection))
     if args.synthetic:
-        from benchmarks_synthetic import run_synthetic  # noqa: F401  (filled in below)
+        results = {}
+        for n in [int(v) for v in args.synthetic.split(",")]:
+            results[n] = run_synthetic(n, args.dim, args.workdir, args.projection)
+        per_image_table(results)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,12 @@ def reduce_dims(x: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
         return np.ascontiguousarray(pca.fit_transform(x), dtype=np.float32)
 
 
-def reduce_rows(rows, n: int, dims: int, limit: int = EXACT_LIMIT, seed: int = 0) -> np.ndarray:
+def reduce_rows(rows, n: int, dims: int, limit: int | None = None, seed: int = 0) -> np.ndarray:
     """:func:`reduce_dims` of ``n`` rows produced on demand by ``rows(ids)``: up to ``limit``
     rows exactly as before; beyond, PCA fitted on ``limit`` random rows and applied chunk by
-    chunk, so the fit costs the same at any size and the full-width rows never sit in memory."""
+    chunk, so the fit costs the same at any size and the full-width rows never sit in memory.
+    ``limit``: default ``EXACT_LIMIT``."""
+    limit = EXACT_LIMIT if limit is None else limit
     if n <= limit:
         return reduce_dims(rows(np.arange(n)), dims, seed)
     from sklearn.decomposition import PCA

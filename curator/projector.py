@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 
 from .errors import CuratorError
-from .neighbors import EXACT_LIMIT, build_index, knn, normalize, reduce_rows, without_self
+from . import neighbors
+from .neighbors import build_index, knn, normalize, reduce_rows, without_self
 
 METHODS = ("umap", "tsne", "pca")
 METHOD_LABELS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
@@ -195,12 +196,14 @@ def load_user_embeddings(project) -> np.ndarray | None:
 
 # ---------------------------------------------------------------------------------- choosing
 def knn_agreement(features: np.ndarray, labels: np.ndarray, k: int = 10, max_queries: int = 2000, seed: int = 0,
-                  max_items: int = EXACT_LIMIT) -> float:
+                  max_items: int | None = None) -> float:
     """How often the majority label of an item's ``k`` nearest neighbours (self excluded,
     labelled items only) is its own label: leave-one-out k-NN accuracy in full dimension.
     Above ``max_queries`` labelled items a random sample of them is scored against all; above
     ``max_items``, against a random sample of ``max_items`` (a comparison between spaces, so
-    sampling both sides keeps it fair and the search exact and bounded)."""
+    sampling both sides keeps it fair and the search exact and bounded; default
+    ``neighbors.EXACT_LIMIT``)."""
+    max_items = neighbors.EXACT_LIMIT if max_items is None else max_items
     known = np.flatnonzero(labels >= 0)
     if len(known) < k + 2:
         return 0.0
@@ -262,13 +265,14 @@ def too_slow(method: str, n: int) -> bool:
 
 
 def compute_map(spec: MapSpec, features: np.ndarray, *, progress: Progress | None = None, seed: int = 42,
-                neighbours: tuple[np.ndarray, np.ndarray] | None = None, sample_limit: int = MAP_SAMPLE_LIMIT) -> np.ndarray:
+                neighbours: tuple[np.ndarray, np.ndarray] | None = None, sample_limit: int | None = None) -> np.ndarray:
     """(N, 2) float32 coordinates of ``features`` (unit-norm rows) for ``spec``.
     ``neighbours``: (indices, cosine similarities) without self, reused when given.
     Above ``sample_limit`` points UMAP and t-SNE are fitted on a random sample of that size and
     every other point is placed from its neighbours (:func:`extend_map`): linear, not
     super-linear, in the point count. PCA is linear already and uses every point."""
     report = progress or (lambda fraction, text: None)
+    sample_limit = MAP_SAMPLE_LIMIT if sample_limit is None else sample_limit
     n = len(features)
     if n == 0:
         return np.zeros((0, 2), dtype=np.float32)

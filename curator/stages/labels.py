@@ -3,7 +3,7 @@ standardised pixels on digit-like images, the CNN alone on colour photos; benchm
 quality.py), so it is measured first: the k-NN label agreement of each candidate space.
 Beyond ``neighbors.EXACT_LIMIT`` items the agreement is measured on a random sample of that
 size and only the chosen space's neighbours are searched for every item; the classifier is
-fitted on a class-stratified sample (LabelIssueCheck.fit_limit)."""
+fitted on a class-stratified sample of that size (LabelIssueCheck.fit_limit)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from ..checks.labels import LabelIssueCheck, choose_label_features
 from ..native_env import single_threaded_blas
-from ..neighbors import EXACT_LIMIT, knn
+from .. import neighbors
+from ..neighbors import knn
 
 DEFECTS = ("dark", "bright", "blurry", "low_information")  # items the label check skips
 
@@ -22,8 +23,10 @@ def class_indices(labels, classes) -> np.ndarray:
     return np.asarray([class_index.get(v, -1) for v in labels], dtype=np.int64)
 
 
-def choose_features(candidates: dict, labels: np.ndarray, limit: int = EXACT_LIMIT, k: int = 10, seed: int = 0):
-    """choose_label_features, bounded: (name, features, neighbour idx, neighbour sims)."""
+def choose_features(candidates: dict, labels: np.ndarray, limit: int | None = None, k: int = 10, seed: int = 0):
+    """choose_label_features, bounded: (name, features, neighbour idx, neighbour sims).
+    ``limit``: default ``neighbors.EXACT_LIMIT``."""
+    limit = neighbors.EXACT_LIMIT if limit is None else limit
     n = len(labels)
     if n <= limit:
         return choose_label_features(candidates, labels, k)
@@ -42,5 +45,5 @@ def label_findings(spaces, base: str, labels: np.ndarray, classes, readable: np.
     defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
     skip = np.isin(readable, list(defective))
     with single_threaded_blas():  # small matrices: threads only wait on each other (10-40x on a busy machine)
-        found, proba = LabelIssueCheck().find(readable, features, labels, classes, lab_idx, lab_sim, skip)
+        found, proba = LabelIssueCheck(fit_limit=neighbors.EXACT_LIMIT).find(readable, features, labels, classes, lab_idx, lab_sim, skip)
     return label_space, (lab_idx, lab_sim), found, proba

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from ..projector import MAP_SAMPLE_LIMIT, MapSpec, choose_space, compute_map, full_map
+from .. import projector
+from ..projector import MapSpec, choose_space, compute_map, full_map
 
 
 def draw_maps(spaces, base: str, labels: np.ndarray, methods: list, n: int, known: dict, timings: dict):
@@ -32,7 +33,7 @@ def known_graphs(label_space: str, label_nbrs, base: str, nbrs, n: int) -> dict:
     embedding and pixel graphs too, which the extension to unsampled points only needs to be
     roughly right."""
     known = {label_space: label_nbrs}
-    if n > MAP_SAMPLE_LIMIT:
+    if n > projector.MAP_SAMPLE_LIMIT:
         known.setdefault(base, (nbrs.idx, nbrs.sim))
         known.setdefault("pixels", (nbrs.pixel_idx, nbrs.pixel_sim))
     return known
