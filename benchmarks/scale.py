@@ -221,7 +221,6 @@ print(json.dumps(t))
 def run_stages(project: Path, projection: str) -> dict:
     from curator.stage_status import STAGES
 
-    n = len(json.loads((project / "curator.json").read_text()).get("analysis", {}).get("timings", {})) and None
     r = run_sampled([sys.executable, "-c", STAGES_CODE, str(project), projection], env_with_repo(),
                     {label: key for key, label in STAGES})
     r["timings"] = json.loads(r["stdout"].strip().splitlines()[-1])
@@ -341,6 +340,58 @@ def per_image_table(results: dict) -> None:
     print(flush=True)
 
 
+# ---------------------------------------------------------------------------- index choice
+def compare_indexes(x: np.ndarray, queries: int = 1000, seed: int = 1) -> None:
+    """Build time, time to search every row (extrapolated from ``queries``) and recall@10
+    against exact search, for the approximate indexes considered (curator/neighbors.py)."""
+    import faiss
+
+    from curator.neighbors import TRAIN_PER_LIST, lists_for, normalize
+
+    n, d = x.shape
+    rng = np.random.default_rng(seed)
+    q = np.sort(rng.choice(n, min(queries, n), replace=False))
+    t = time.perf_counter()
+    exact = faiss.IndexFlatIP(d)
+    exact.add(x)
+    _, truth = exact.search(x[q], 11)
+    t_exact = time.perf_counter() - t
+    print(f"\n== indexes on {n} x {d} (load {load()}): exact search of everything ~{t_exact * n / len(q):.0f} s")
+    del exact
+    nlist = lists_for(n)
+    train = x[np.sort(rng.choice(n, min(n, TRAIN_PER_LIST * nlist), replace=False))]
+
+    def ivf(kind):
+        if kind == "ivf-flat":
+            return faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        return faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                             faiss.METRIC_INNER_PRODUCT)
+
+    for kind, params in (("ivf-flat", (8, 16)), ("ivf-sq8", (8, 16, 32)), ("hnsw32", (64,))):
+        t = time.perf_counter()
+        if kind == "hnsw32":
+            index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+        else:
+            index = ivf(kind)
+            index.cp.niter = 10
+            index.train(train)
+        index.add(x)
+        built = time.perf_counter() - t
+        for p in params:
+            if kind == "hnsw32":
+                index.hnsw.efSearch = p
+            else:
+                index.nprobe = p
+            t = time.perf_counter()
+            _, found = index.search(x[q], 11)
+            searched = (time.perf_counter() - t) * n / len(q)
+            recall = np.mean([len(set(a[1:]) & set(b[1:])) / 10 for a, b in zip(found, truth)])
+            print(f"  {kind:<9} build {built:6.1f} s  {'efSearch' if kind == 'hnsw32' else 'nprobe'} {p:<3} "
+                  f"search all ~{searched:6.1f} s  recall@10 {recall:.3f}  (load {load()})", flush=True)
+        del index
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=0, help="make N small image files, import and analyze them")
@@ -350,6 +401,8 @@ def main(argv=None) -> None:
     ap.add_argument("--synthetic", default="", help="comma-separated sizes for the synthetic dataset-level run")
     ap.add_argument("--dim", type=int, default=1280, help="synthetic embedding width (EfficientNet-Lite0: 1280)")
     ap.add_argument("--projection", default="umap")
+    ap.add_argument("--ann", default="", help="compare approximate indexes on this .npy of embeddings, or "
+                                               "'synthetic:N' clustered rows of --dim")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/curator-scale"))
     ap.add_argument("analyze_args", nargs="*", help="more options for curator analyze (after --)")
     args = ap.parse_args(argv)
@@ -361,6 +414,18 @@ def main(argv=None) -> None:
         proj = args.stages
         n = json.loads((proj / "curator.json").read_text())["analysis"]["items"]
         report_run(f"dataset-level stages on {proj} ({n} items)", n, run_stages(proj, args.projection))
+    if args.ann:
+        from curator.neighbors import normalize
+
+        if args.ann.startswith("synthetic:"):
+            n = int(args.ann.split(":")[1])
+            root = args.workdir / f"synthetic-{n}-{args.dim}"
+            if not (root / "emb.npy").exists():
+                make_synthetic(n, args.dim, root)
+            path = root / "emb.npy"
+        else:
+            path = Path(args.ann)
+        compare_indexes(normalize(np.load(path, mmap_mode="r")))
     if args.synthetic:
         results = {}
         for n in [int(v) for v in args.synthetic.split(",")]:

@@ -125,7 +125,7 @@ def synthetic_inputs(n: int, methods, seed: int = 0):
     return DatasetInputs(metrics, x, thumbs, [str(v) for v in range(6)], methods=methods), outlier, flipped
 
 
-@pytest.mark.parametrize("method", ["pca", "umap"])
+@pytest.mark.parametrize("method", ["pca", pytest.param("umap", marks=pytest.mark.slow)])  # umap: ~10-25 s
 def test_stages_beyond_the_limits_find_planted_issues(monkeypatch, method):
     monkeypatch.setattr(neighbors, "EXACT_LIMIT", 400)
     monkeypatch.setattr(projector, "MAP_SAMPLE_LIMIT", 500)
