@@ -3,10 +3,12 @@ stages on up to 1M synthetic embeddings. Prints numbers; not a test.
 
   # 100,000 small image files, imported and analyzed end to end in a fresh process
   python benchmarks/scale.py --files 100000 --workdir /tmp/scale [--engine local|ray]
-  # the dataset-level stages alone again on that analyzed project (fresh process)
-  python benchmarks/scale.py --stages /tmp/scale/project
+  # the dataset-level stages alone on the first 5k / 50k items of that project (fresh processes)
+  python benchmarks/scale.py --stages /tmp/scale/project-100000-local --subsets 5000,50000
   # the dataset-level stages alone on synthetic clustered embeddings, 5k / 50k / 1M
   python benchmarks/scale.py --synthetic 5000,50000,1000000 --workdir /tmp/scale
+  # approximate indexes against exact search on real embeddings
+  python benchmarks/scale.py --ann /tmp/scale/project-100000-local/arrays/embeddings-efficientnet-lite0_96.npy
 
 Images: scikit-learn's 8x8 digits upscaled to 32 px with a random shift, contrast and noise
 (benchmarks/speed.py::make_images), mixed 4:1 with 32 px crops of scikit-learn's two sample
@@ -69,9 +71,9 @@ def make_files(root: Path, n: int, seed: int = 0) -> None:
 class RssSampler:
     """Peak VmRSS of a process per stage, the stage being whatever ``stage`` says when sampled."""
 
-    def __init__(self, pid: int, period: float = 0.2):
+    def __init__(self, pid: int, period: float = 0.2, first: str = PER_IMAGE):
         self.pid, self.period = pid, period
-        self.stage = PER_IMAGE
+        self.stage = first
         self.peaks: dict[str, tuple[int, int]] = {}
         self.series: list[tuple[float, str, int]] = []
         self._stop = threading.Event()
@@ -106,13 +108,13 @@ class RssSampler:
         self._thread.join()
 
 
-def run_sampled(cmd: list, env: dict, stage_names: dict) -> dict:
+def run_sampled(cmd: list, env: dict, stage_names: dict, first: str = PER_IMAGE) -> dict:
     """Run ``cmd``; wall, CPU-s of the child, and peak RSS per stage (stages read off stderr)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start_load = load()
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-    sampler = RssSampler(proc.pid)
+    sampler = RssSampler(proc.pid, first=first)
     err_lines = []
 
     def read_err():
@@ -206,24 +208,34 @@ def report_run(title: str, n: int, r: dict) -> None:
 
 # ---------------------------------------------------------------------------- dataset-level stages
 STAGES_CODE = """
-import json, resource, sys, time
+import json, sys, time
+import numpy as np
 from curator import Project
-from curator.analyze import AnalyzeOptions, find_issues
+from curator.projector import load_user_embeddings
+from curator.stages import DatasetInputs, run_stages
 p = Project(sys.argv[1])
+n = int(sys.argv[3]) or len(p)
+metrics = p.metrics().iloc[:n].copy()
+emb = np.load(p.array_path(p.analysis["embeddings_file"]), mmap_mode="r")[:n]
+user = load_user_embeddings(p)
+inputs = DatasetInputs(metrics, emb, p.thumbnails()[:n], p.classes, user=None if user is None else user[:n],
+                       methods=sys.argv[2].split(","))
 t = {}
 t0 = time.perf_counter()
-find_issues(p, p.analysis["embeddings_file"], AnalyzeOptions(projection=sys.argv[2]), t)
+r = run_stages(inputs, t)
 t["total"] = round(time.perf_counter() - t0, 3)
-print(json.dumps(t))
+print(json.dumps({"timings": t, "issues": r.findings["issue"].value_counts().to_dict()}))
 """
 
 
-def run_stages(project: Path, projection: str) -> dict:
+def run_stages(project: Path, projection: str, n: int = 0) -> dict:
+    """The dataset-level stages (curator.stages.run_stages) on the first ``n`` items of an
+    analyzed project (0: all) in a fresh process; nothing is written to the project."""
     from curator.stage_status import STAGES
 
-    r = run_sampled([sys.executable, "-c", STAGES_CODE, str(project), projection], env_with_repo(),
-                    {label: key for key, label in STAGES})
-    r["timings"] = json.loads(r["stdout"].strip().splitlines()[-1])
+    r = run_sampled([sys.executable, "-c", STAGES_CODE, str(project), projection, str(n)], env_with_repo(),
+                    {label: key for key, label in STAGES}, first="loading")
+    r.update(json.loads(r["stdout"].strip().splitlines()[-1]))
     return r
 
 
@@ -317,7 +329,7 @@ def run_synthetic(n: int, dim: int, work: Path, projection: str) -> dict:
         make_synthetic(n, dim, root)
         print(f"made synthetic {n} x {dim} in {time.perf_counter() - t:.0f} s (load {load()})", flush=True)
     r = run_sampled([sys.executable, "-c", SYNTHETIC_CODE, str(root), projection], env_with_repo(),
-                    {label: key for key, label in STAGES})
+                    {label: key for key, label in STAGES}, first="loading")
     r.update(json.loads(r["stdout"].strip().splitlines()[-1]))
     report_run(f"dataset-level stages, synthetic {n} x {dim}", n, r)
     print("quality:", {k: r[k] for k in ("label_space", "map", "outlier_recall", "outlier_precision", "label_recall",
@@ -398,6 +410,7 @@ def main(argv=None) -> None:
     ap.add_argument("--engine", default="local", help="analyze's per-image engine: local or ray (passed through)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--stages", type=Path, default=None, help="rerun the dataset-level stages on this analyzed project")
+    ap.add_argument("--subsets", default="", help="with --stages: comma-separated item counts (first N items)")
     ap.add_argument("--synthetic", default="", help="comma-separated sizes for the synthetic dataset-level run")
     ap.add_argument("--dim", type=int, default=1280, help="synthetic embedding width (EfficientNet-Lite0: 1280)")
     ap.add_argument("--projection", default="umap")
@@ -412,8 +425,14 @@ def main(argv=None) -> None:
         run_files(args.files, args.workdir, args.engine, args.batch_size, args.analyze_args)
     if args.stages:
         proj = args.stages
-        n = json.loads((proj / "curator.json").read_text())["analysis"]["items"]
-        report_run(f"dataset-level stages on {proj} ({n} items)", n, run_stages(proj, args.projection))
+        total = json.loads((proj / "curator.json").read_text())["analysis"]["items"]
+        results = {}
+        for n in [int(v) for v in args.subsets.split(",")] if args.subsets else [total]:
+            n = min(n, total)
+            results[n] = run_stages(proj, args.projection, n)
+            report_run(f"dataset-level stages on the first {n} items of {proj}", n, results[n])
+        if len(results) > 1:
+            per_image_table(results)
     if args.ann:
         from curator.neighbors import normalize
 
