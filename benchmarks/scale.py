@@ -3,7 +3,7 @@ stages on up to 1M synthetic embeddings. Prints numbers; not a test.
 
   # 100,000 small image files, imported and analyzed end to end in a fresh process
   python benchmarks/scale.py --files 100000 --workdir /tmp/scale [--engine local|ray]
-  # the dataset-level stages alone on the first 5k / 50k items of that project (fresh processes)
+  # the dataset-level stages alone on a random 5k / 50k of that project's items (fresh processes)
   python benchmarks/scale.py --stages /tmp/scale/project-100000-local --subsets 5000,50000
   # the dataset-level stages alone on synthetic clustered embeddings, 5k / 50k / 1M
   python benchmarks/scale.py --synthetic 5000,50000,1000000 --workdir /tmp/scale
@@ -208,36 +208,37 @@ def report_run(title: str, n: int, r: dict) -> None:
 
 
 # ---------------------------------------------------------------------------- dataset-level stages
-STAGES_CODE = """
-import json, sys, time
-import numpy as np
-from curator import Project
-from curator.projector import load_user_embeddings
-from curator.stages import DatasetInputs, run_stages
-p = Project(sys.argv[1])
-n = int(sys.argv[3]) or len(p)
-metrics = p.metrics().iloc[:n].copy()
-emb = np.load(p.array_path(p.analysis["embeddings_file"]), mmap_mode="r")[:n]
-user = load_user_embeddings(p)
-inputs = DatasetInputs(metrics, emb, p.thumbnails()[:n], p.classes, user=None if user is None else user[:n],
-                       methods=sys.argv[2].split(","))
-t = {}
-t0 = time.perf_counter()
-r = run_stages(inputs, t)
-t["total"] = round(time.perf_counter() - t0, 3)
-print(json.dumps({"timings": t, "issues": r.findings["issue"].value_counts().to_dict()}))
-"""
+def subset_arrays(project: Path, n: int, work: Path, seed: int = 0) -> Path:
+    """A random ``n`` of an analyzed project's items as a folder of arrays (emb.npy,
+    thumbs.npy memory-mappable, metrics.parquet, classes.json) for :func:`run_arrays`:
+    import order groups images by class folder, so the first n would be a few classes."""
+    from curator import Project
+
+    root = work / f"subset-{project.name}-{n}"
+    if (root / "classes.json").exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    p = Project(project)
+    metrics = p.metrics()
+    ids = np.sort(np.random.default_rng(seed).choice(len(metrics), size=min(n, len(metrics)), replace=False))
+    sub = metrics.iloc[ids].reset_index(drop=True)
+    sub["item_id"] = np.arange(len(ids))
+    sub.to_parquet(root / "metrics.parquet")
+    for name, src in (("emb.npy", np.load(p.array_path(p.analysis["embeddings_file"]), mmap_mode="r")),
+                      ("thumbs.npy", p.thumbnails())):
+        out = np.lib.format.open_memmap(root / name, mode="w+", dtype=src.dtype, shape=(len(ids), *src.shape[1:]))
+        for a in range(0, len(ids), 20_000):
+            out[a : a + 20_000] = src[ids[a : a + 20_000]]
+        out.flush()
+        del out
+    (root / "classes.json").write_text(json.dumps(p.classes))
+    return root
 
 
-def run_stages(project: Path, projection: str, n: int = 0) -> dict:
-    """The dataset-level stages (curator.stages.run_stages) on the first ``n`` items of an
-    analyzed project (0: all) in a fresh process; nothing is written to the project."""
-    from curator.stage_status import STAGES
-
-    r = run_sampled([sys.executable, "-c", STAGES_CODE, str(project), projection, str(n)], env_with_repo(),
-                    {label: key for key, label in STAGES}, first="loading")
-    r.update(json.loads(r["stdout"].strip().splitlines()[-1]))
-    return r
+def run_stages(project: Path, projection: str, n: int, work: Path) -> dict:
+    """The dataset-level stages (curator.stages.run_stages) on a random ``n`` of an analyzed
+    project's items in a fresh process; nothing is written to the project."""
+    return run_arrays(subset_arrays(project, n, work), projection)
 
 
 # ---------------------------------------------------------------------------- synthetic
@@ -296,42 +297,52 @@ def synthetic_metrics(n: int, label: np.ndarray, rng) -> "pd.DataFrame":
     })
 
 
-SYNTHETIC_CODE = """
-import json, sys, time
+ARRAYS_CODE = """
+import json, os, sys, time
 import numpy as np, pandas as pd
 from curator.stages import DatasetInputs, run_stages
 root = sys.argv[1]
 metrics = pd.read_parquet(root + "/metrics.parquet")
 inputs = DatasetInputs(metrics, np.load(root + "/emb.npy", mmap_mode="r"), np.load(root + "/thumbs.npy", mmap_mode="r"),
-                       [str(c) for c in range(10)], methods=sys.argv[2].split(","))
+                       json.load(open(root + "/classes.json")), methods=sys.argv[2].split(","))
 t = {}
 t0 = time.perf_counter()
 r = run_stages(inputs, t)
 t["total"] = round(time.perf_counter() - t0, 3)
 f = r.findings
+result = {"timings": t, "issues": f["issue"].value_counts().to_dict(), "label_space": r.label_space,
+          "map": r.map_choice["space"], "map_finite": float(np.isfinite(r.maps[sys.argv[2].split(",")[0]]).all(axis=1).mean())}
+if not os.path.exists(root + "/planted_outliers.npy"):
+    print(json.dumps(result))
+    sys.exit(0)
 out = set(f.loc[f["issue"] == "outlier", "item_id"])
 lab = set(f.loc[f["issue"] == "label_issue", "item_id"])
 po, pf = np.load(root + "/planted_outliers.npy"), np.load(root + "/planted_flipped.npy")
-print(json.dumps({"timings": t, "issues": f["issue"].value_counts().to_dict(), "label_space": r.label_space,
-                  "map": r.map_choice["space"], "outlier_recall": round(len(out & set(po.tolist())) / len(po), 3),
+print(json.dumps({**result, "outlier_recall": round(len(out & set(po.tolist())) / len(po), 3),
                   "outlier_precision": round(len(out & set(po.tolist())) / max(1, len(out)), 3),
                   "label_recall": round(len(lab & set(pf.tolist())) / len(pf), 3),
-                  "label_precision": round(len(lab & set(pf.tolist())) / max(1, len(lab)), 3),
-                  "map_finite": float(np.isfinite(r.maps[sys.argv[2].split(",")[0]]).all(axis=1).mean())}))
+                  "label_precision": round(len(lab & set(pf.tolist())) / max(1, len(lab)), 3)}))
 """
 
 
-def run_synthetic(n: int, dim: int, work: Path, projection: str) -> dict:
+def run_arrays(root: Path, projection: str) -> dict:
+    """run_stages on a folder of arrays in a fresh process: time, CPU, peak RSS per stage."""
     from curator.stage_status import STAGES
 
-    root = work / f"synthetic-{n}-{dim}"
-    if not (root / "metrics.parquet").exists():
-        t = time.perf_counter()
-        make_synthetic(n, dim, root)
-        print(f"made synthetic {n} x {dim} in {time.perf_counter() - t:.0f} s (load {load()})", flush=True)
-    r = run_sampled([sys.executable, "-c", SYNTHETIC_CODE, str(root), projection], env_with_repo(),
+    r = run_sampled([sys.executable, "-c", ARRAYS_CODE, str(root), projection], env_with_repo(),
                     {label: key for key, label in STAGES}, first="loading")
     r.update(json.loads(r["stdout"].strip().splitlines()[-1]))
+    return r
+
+
+def run_synthetic(n: int, dim: int, work: Path, projection: str) -> dict:
+    root = work / f"synthetic-{n}-{dim}"
+    if not (root / "classes.json").exists():
+        t = time.perf_counter()
+        make_synthetic(n, dim, root)
+        (root / "classes.json").write_text(json.dumps([str(c) for c in range(10)]))
+        print(f"made synthetic {n} x {dim} in {time.perf_counter() - t:.0f} s (load {load()})", flush=True)
+    r = run_arrays(root, projection)
     report_run(f"dataset-level stages, synthetic {n} x {dim}", n, r)
     print("quality:", {k: r[k] for k in ("label_space", "map", "outlier_recall", "outlier_precision", "label_recall",
                                          "label_precision", "map_finite")})
@@ -411,7 +422,7 @@ def main(argv=None) -> None:
     ap.add_argument("--engine", default="local", help="analyze's per-image engine: local or ray (passed through)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--stages", type=Path, default=None, help="rerun the dataset-level stages on this analyzed project")
-    ap.add_argument("--subsets", default="", help="with --stages: comma-separated item counts (first N items)")
+    ap.add_argument("--subsets", default="", help="with --stages: comma-separated item counts (random N items)")
     ap.add_argument("--synthetic", default="", help="comma-separated sizes for the synthetic dataset-level run")
     ap.add_argument("--dim", type=int, default=1280, help="synthetic embedding width (EfficientNet-Lite0: 1280)")
     ap.add_argument("--projection", default="umap")
@@ -430,8 +441,9 @@ def main(argv=None) -> None:
         results = {}
         for n in [int(v) for v in args.subsets.split(",")] if args.subsets else [total]:
             n = min(n, total)
-            results[n] = run_stages(proj, args.projection, n)
-            report_run(f"dataset-level stages on the first {n} items of {proj}", n, results[n])
+            results[n] = run_stages(proj, args.projection, n, args.workdir)
+            report_run(f"dataset-level stages on a random {n} of the items of {proj}", n, results[n])
+            print("chosen:", {k: results[n][k] for k in ("label_space", "map", "map_finite")}, flush=True)
         if len(results) > 1:
             per_image_table(results)
     if args.ann:
