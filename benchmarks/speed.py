@@ -4,6 +4,12 @@
     python benchmarks/speed.py [--n 5000] [--photos 0] [--runtime auto] [--workdir DIR]
     python benchmarks/speed.py --n 5000 --peers [--reps 2]        # + cleanvision, fastdup
     python benchmarks/speed.py --setup-peers                       # make their venvs (~1 GB)
+    python benchmarks/speed.py --n 3000 --engines local,ray --reps 2  # the Ray engine beside the default
+
+``--engines local,ray`` runs ``analyze --engine ray`` (a private local Ray, ``--ray-cpus``)
+beside the default engine, interleaved. The benchmark makes itself a child subreaper, so the
+CPU-seconds of Ray's processes (which the driver does not reap) are counted, and samples the
+summed RSS of the whole process tree, the memory that Ray's several processes really take.
 
 Images: ``--n`` small images (scikit-learn digits upscaled to 32x32 with random shifts, noise
 and contrast, so no two are identical), or ``--photos N`` JPEGs of about 300x200 px (random
@@ -109,6 +115,79 @@ def measured(cmd, env=None, cwd=None) -> dict:
     return {"wall": wall, "stdout": out, "stderr": err, "load": before}
 
 
+def become_subreaper() -> None:
+    """Orphaned descendants (Ray's workers, raylet) re-parent to this process, so their
+    CPU time reaches RUSAGE_CHILDREN once reaped (Linux; elsewhere a no-op)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except OSError:
+        pass
+
+
+def reap_orphans(timeout: float = 15.0) -> None:
+    """Wait for (and reap) every remaining descendant: Ray's processes end shortly after shutdown."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.1)
+
+
+def descendants(root: int) -> list[int]:
+    """Process ids below ``root``, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class TreeRSS:
+    """Peak of the summed RSS of all descendants, sampled every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.25):
+        import threading
+
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(self.interval):
+            total = 0
+            for pid in descendants(os.getpid()):
+                try:
+                    with open(f"/proc/{pid}/statm") as fh:
+                        total += int(fh.read().split()[1]) * page
+                except (OSError, ValueError, IndexError):
+                    pass  # ended meanwhile
+            self.peak = max(self.peak, total)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 class ChildClock:
     """CPU-seconds and peak RSS of the children reaped between two calls."""
 
@@ -201,23 +280,29 @@ def run_peer(tool: str, images: Path, work: Path, clock: ChildClock) -> dict:
 
 # ---------------------------------------------------------------------------- main
 
-def run_curator(images: Path, project: Path, args, clock: ChildClock) -> dict:
+def run_curator(images: Path, project: Path, args, clock: ChildClock, engine: str = "local") -> dict:
     shutil.rmtree(project, ignore_errors=True)
     subprocess.run(CURATOR + ["import", str(images), "--out", str(project)], check=True, capture_output=True)
     clock.mark()
     cmd = CURATOR + ["analyze", str(project), "-q", "--batch-size", str(args.batch_size), "--workers", str(args.workers),
-                     "--runtime", args.runtime]
+                     "--runtime", args.runtime, "--engine", engine]
+    if engine == "ray" and args.ray_cpus:
+        cmd += ["--ray-cpus", str(args.ray_cpus)]
     if args.resolution:
         cmd += ["--resolution", str(args.resolution)]
-    r = measured(cmd)
+    with TreeRSS() as rss:
+        r = measured(cmd)
+        reap_orphans()
     r["cpu"] = clock.since()
+    r["rss"] = rss.peak
     r["timings"] = json.loads((project / "curator.json").read_text())["analysis"]["timings"]
     return r
 
 
 def line(name: str, n: int, r: dict) -> str:
+    rss = f"   peak RSS {r['rss'] / 2**30:.2f} GB (all processes)" if r.get("rss") else ""
     return (f"  {name:<12} {r['wall']:7.1f} s wall {n / r['wall']:7.1f} img/s   {r['cpu']:7.1f} CPU-s "
-            f"{1000 * r['cpu'] / n:6.2f} CPU-ms/img   (load {r['load']})")
+            f"{1000 * r['cpu'] / n:6.2f} CPU-ms/img{rss}   (load {r['load']})")
 
 
 def main(argv=None):
@@ -229,6 +314,8 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--resolution", type=int, default=None, help="default: what analyze picks (96 px small, 224 photos)")
     ap.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto")
+    ap.add_argument("--engines", default="local", help="comma-separated analyze engines to run interleaved: local, ray")
+    ap.add_argument("--ray-cpus", type=int, default=None, help="--ray-cpus of the ray engine's runs")
     ap.add_argument("--peers", action="store_true", help="also run cleanvision and fastdup, interleaved")
     ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions of every tool")
     ap.add_argument("--setup-peers", action="store_true", help="create the peers' venvs and exit")
@@ -243,19 +330,22 @@ def main(argv=None):
     n = args.photos or args.n
     (make_photos if args.photos else make_images)(images, n)
     resolution = args.resolution or (224 if args.photos else 96)
-    tools = ["curator"]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    tools = ["curator" if e == "local" else f"curator-{e}" for e in engines]
     if args.peers:
         for tool in PEERS:
             if peer_python(tool):
                 tools.append(tool)
             else:
                 print(f"note: {tool} skipped: no venv at {peer_venv(tool)} (run: python benchmarks/speed.py --setup-peers)")
+    become_subreaper()
     clock = ChildClock()
     results = {tool: [] for tool in tools}
     for _ in range(args.reps):  # interleaved: every tool once per round
         for tool in tools:
-            if tool == "curator":
-                results[tool].append(run_curator(images, project, args, clock))
+            if tool.startswith("curator"):
+                engine = tool.split("-", 1)[1] if "-" in tool else "local"
+                results[tool].append(run_curator(images, project, args, clock, engine))
             else:
                 results[tool].append(run_peer(tool, images, work, clock))
 
@@ -265,7 +355,13 @@ def main(argv=None):
         for r in results[tool]:
             print(line(tool, n, r))
     best = {tool: min(results[tool], key=lambda r: r["cpu"]) for tool in tools}
-    for tool in tools[1:]:
+    for tool in [t for t in tools if t.startswith("curator-")]:
+        for key in ("ray_start", "model_load", "embed_total", "total"):
+            values = [r["timings"].get(key) for r in results[tool]]
+            print(f"    {tool} {key:<14} " + " / ".join(f"{v:.2f} s" for v in values if v is not None))
+    if "curator" not in best:
+        return
+    for tool in [t for t in tools if not t.startswith("curator")]:
         print(f"  curator / {tool}: CPU-s ratio {best['curator']['cpu'] / best[tool]['cpu']:.2f}, "
               f"img/s ratio {best[tool]['wall'] / best['curator']['wall']:.2f} (best of each; < 1 CPU = curator cheaper)")
 
@@ -273,7 +369,7 @@ def main(argv=None):
     timings = cur["timings"]
     fwd = forward_throughput(resolution, args.batch_size, args.runtime)
     print(f"  pure CNN forward {fwd:7.1f} img/s (load {load()}): end to end is {n / cur['wall'] / fwd:.2f}x of it")
-    for key in ("onnx_export", "model_load", "embed_total", "cnn_forward", "neighbours", "duplicates", "labels",
+    for key in ("onnx_export", "ray_start", "model_load", "embed_total", "cnn_forward", "neighbours", "duplicates", "labels",
                 "outliers", "projection", "total"):
         if key in timings:
             print(f"    {key:<24} {timings[key]:7.2f} s")

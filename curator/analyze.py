@@ -26,22 +26,25 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution, load_embedder, tune_malloc
+from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution
 from .arrays import checksum, open_array, problem
 from .errors import CuratorError, InterruptedRun
-from .imaging import THUMB_SHAPE, read_image
+from .imaging import THUMB_SHAPE
+from .per_image import ENGINES, open_engine
 from .project import DATABASE, INCOMPLETE, Project
 from .projector import MapSpec, clear_cache, load_user_embeddings, parse_methods, save_map
 from .shell import command
 from .stage_status import StageStatus
 from .stages import DatasetInputs, run_stages
+from .stages.image_issues import shift_free_neighbours  # noqa: F401  (kept importable from here)
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
-ANALYSIS_VERSION = "9"  # bump when check logic changes so stored issues are recomputed (9: IVF-SQ8 / sampled stages beyond 20k items)
+ANALYSIS_VERSION = "10"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items)
 # bump when what one decode produces changes (metrics, thumbnails, model input), so stored
 # per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background;
-# 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced
-SCAN_VERSION = "3"
+# 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced;
+# 4 = a flat-filled transparent shape's edges measured against the background
+SCAN_VERSION = "4"
 
 
 @dataclass
@@ -56,6 +59,10 @@ class AnalyzeOptions:
     embeddings: str | None = None  # the user's own embeddings file (.npy, CSV or Parquet)
     progress: bool = True
     stop_after_batches: int | None = None  # testing hook: simulate an interruption
+    engine: str = "local"  # what runs the per-image stage: local (this process) or ray
+    ray_address: str | None = None  # an existing Ray cluster; None = start a local Ray
+    ray_cpus: int | None = None  # CPUs of the local Ray started here (None = this machine's)
+    ignore_colour: bool = False  # near duplicates compared in luminance only: a recoloured copy is a copy
 
 
 @dataclass
@@ -78,36 +85,6 @@ def label_check_note(classes) -> str | None:
     if len(classes) < 2:
         return f"only one class ({classes[0]!r}): label checks skipped"
     return None
-
-
-def decoded_batches(paths, resolution: int, batch_size: int, threads: int):
-    """Yield lists of ImageRecord, ``batch_size`` at a time, decoded ahead of use.
-
-    Decoding runs in ``threads`` background threads (PIL and numpy release the GIL) with at
-    most ``threads + 1`` batches in flight, so memory stays bounded by the batch size. Threads,
-    not processes: forked DataLoader workers slowed the CPU forward pass 4x on this machine
-    and pay IPC for every decoded pixel.
-    """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    chunks = (paths[i : i + batch_size] for i in range(0, len(paths), batch_size))
-
-    def decode(chunk):
-        return [read_image(p, resolution=resolution) for p in chunk]
-
-    if threads <= 0:
-        for chunk in chunks:
-            yield decode(chunk)
-        return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="curator-decode") as pool:
-        pending = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(decode, chunk))
-            if len(pending) > threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _file_key(path: Path) -> str:
@@ -185,60 +162,14 @@ def scan_and_embed(
         # made (or its free space checked) before the mark: a refusal up front changes nothing
         thumbs, _ = open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8, recreate=thumbs_problem is not None)
         project.mark_analysis_started()
-        tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
-        # only now: loading a backbone (torch: ~0.5 GB, seconds) is needless on a re-run with
-        # nothing to embed; onnxruntime (the default on CPU) spares torch altogether
-        backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes,
-                                         StageStatus(timings, enabled=opts.progress))
-        timings["model_load"] = round(time.perf_counter() - t0 - timings.get("onnx_export", 0.0), 3)
-        emb, emb_new = open_array(emb_path, (n, backbone.dim), np.float32, recreate=emb_problem is not None)
-        if emb_new and reused:  # a fresh embedding file: everything must be embedded again
-            pending, reused = list(range(n)), 0
-        batches = decoded_batches([str(locations[i]) for i in pending], resolution, opts.batch_size, opts.workers)
-        cols = list(METRIC_COLUMNS)
-        sql = f"INSERT OR REPLACE INTO metrics(item_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
-        forward_s = 0.0
-        t_loop = time.perf_counter()
-        bar = _progress(len(pending), "embedding + metrics", opts.progress)
-        try:
-            for batch_no, recs in enumerate(batches):
-                start = batch_no * opts.batch_size
-                ids = np.array(pending[start : start + len(recs)])
-                ok = [k for k, r in enumerate(recs) if r.model_input is not None]
-                feats = np.zeros((len(recs), backbone.dim), dtype=np.float32)
-                if ok:
-                    tf = time.perf_counter()
-                    x = backbone.prepare(np.stack([recs[k].model_input for k in ok]), device)
-                    feats[ok] = backbone.forward(x)
-                    forward_s += time.perf_counter() - tf
-                emb[ids] = feats
-                thumbs[ids] = np.stack(
-                    [r.thumbnail if r.thumbnail is not None else np.zeros(THUMB_SHAPE, np.uint8) for r in recs]
-                )
-                emb.flush()
-                thumbs.flush()
-                rows = []
-                for item_id, rec in zip(ids, recs):
-                    m = dict(rec.metrics)
-                    m["scan_key"] = file_keys[item_id]
-                    m["embed_key"] = wanted[item_id]
-                    rows.append((int(item_id), *[m.get(c) for c in cols]))
-                with transaction(project.db) as c:
-                    c.executemany(sql, rows)
-                bar.update(len(recs))
-                if opts.stop_after_batches is not None and batch_no + 1 >= opts.stop_after_batches:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            bar.close()
-            done = project.db.execute(
-                "SELECT COUNT(*) FROM metrics WHERE embed_key LIKE ?", (backbone_key + "|%",)
-            ).fetchone()[0]
-            raise InterruptedRun(
-                f"interrupted: {done} of {n} images are done and saved; run `{command('curator', 'analyze', project.root)}` again to resume"
-            ) from None
-        bar.close()
-        timings["embed_total"] = round(time.perf_counter() - t_loop, 3)
-        timings["cnn_forward"] = round(forward_s, 3)
+        with open_engine(opts, resolution, notes, StageStatus(timings, enabled=opts.progress)) as engine:
+            timings["model_load"] = round(
+                time.perf_counter() - t0 - timings.get("onnx_export", 0.0) - timings.get("ray_start", 0.0), 3)
+            emb, emb_new = open_array(emb_path, (n, engine.dim), np.float32, recreate=emb_problem is not None)
+            if emb_new and reused:  # a fresh embedding file: everything must be embedded again
+                pending, reused = list(range(n)), 0
+            paths = [str(locations[i]) for i in pending]
+            _write_results(project, engine, pending, paths, emb, thumbs, file_keys, wanted, opts, timings)
         del emb
         del thumbs
     if not emb_path.exists():
@@ -246,10 +177,54 @@ def scan_and_embed(
     return backbone_key, emb_file, len(pending), reused
 
 
+def _write_results(project: Project, engine, pending: list, paths: list, emb, thumbs, scan_keys: list,
+                   embed_keys: list, opts: AnalyzeOptions, timings: dict) -> None:
+    """Write each batch the engine returns: array rows flushed first, then its metrics rows
+    with the keys that tell the next run what to redo (file version; file + backbone + scan
+    version), in one transaction, so a killed run loses at most the batches in flight."""
+    cols = list(METRIC_COLUMNS)
+    sql = f"INSERT OR REPLACE INTO metrics(item_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
+    forward_s = 0.0
+    t_loop = time.perf_counter()
+    bar = _progress(len(pending), "embedding + metrics", opts.progress)
+    try:
+        for batch_no, res in enumerate(engine.results(pending, paths)):
+            ids = res.ids
+            forward_s += res.forward_s
+            emb[ids] = res.embeddings
+            thumbs[ids] = res.thumbnails
+            emb.flush()
+            thumbs.flush()
+            rows = []
+            for item_id, metrics in zip(ids, res.metrics):
+                m = dict(metrics)
+                m["scan_key"] = scan_keys[item_id]
+                m["embed_key"] = embed_keys[item_id]
+                rows.append((int(item_id), *[m.get(c) for c in cols]))
+            with transaction(project.db) as c:
+                c.executemany(sql, rows)
+            bar.update(len(ids))
+            if opts.stop_after_batches is not None and batch_no + 1 >= opts.stop_after_batches:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        bar.close()
+        stored = project.db.execute("SELECT item_id, embed_key FROM metrics").fetchall()
+        done = sum(1 for item_id, key in stored if 0 <= item_id < len(embed_keys) and key == embed_keys[item_id])
+        raise InterruptedRun(
+            f"interrupted: {done} of {len(embed_keys)} images are done and saved; run "
+            f"`{command('curator', 'analyze', project.root)}` again to resume"
+        ) from None
+    bar.close()
+    timings["embed_total"] = round(time.perf_counter() - t_loop, 3)
+    timings["cnn_forward"] = round(forward_s, 3)  # summed over workers on Ray
+
+
 def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> str:
     h = hashlib.sha256()
     user = project.manifest.get("user_embeddings") or {}
     h.update(f"{ANALYSIS_VERSION}|{__version__}|{backbone_key}|{opts.projection}|{user.get('checksum')}".encode())
+    if opts.ignore_colour:  # (only then, so projects analysed before the option keep their fingerprint)
+        h.update(b"|ignore-colour")
     for row in project.db.execute("SELECT i.item_id, i.label, m.embed_key FROM items i LEFT JOIN metrics m USING(item_id) ORDER BY i.item_id"):
         h.update(repr(row).encode())
     return h.hexdigest()
@@ -261,7 +236,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     counts, the feature space the label check used and the map's space with its agreement."""
     inputs = DatasetInputs(project.metrics(), np.load(project.array_path(emb_file), mmap_mode="r"),
                            np.asarray(project.thumbnails()), project.classes, user=load_user_embeddings(project),
-                           methods=parse_methods(opts.projection))
+                           methods=parse_methods(opts.projection), ignore_colour=bool(opts.ignore_colour))
     result = run_stages(inputs, timings, progress=opts.progress)
     clear_cache(project.root)  # maps of the previous analysis
     for method, coords in result.maps.items():
@@ -291,6 +266,12 @@ def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None
     opts = options or AnalyzeOptions()
     if opts.batch_size < 1:
         raise CuratorError("--batch-size must be at least 1")
+    if opts.engine not in ENGINES:
+        raise CuratorError(f"unknown engine {opts.engine!r}: use {' or '.join(ENGINES)}")
+    if opts.engine == "ray":
+        from .ray_engine import check_options
+
+        check_options(opts)  # Ray installed, cluster reachable: before the project is touched
     project = project if isinstance(project, Project) else Project(project)
     with _explained_write_errors(project), project.analyze_lock():
         project.reload_manifest()  # as the previous holder of the lock left it
@@ -368,6 +349,7 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
             "map_space_agreement": map_choice["agreement"],
             "user_embeddings": project.manifest.get("user_embeddings"),
             "label_features": label_space,
+            "ignore_colour": bool(opts.ignore_colour),
             "items": n,
             "issues": {k: int(v) for k, v in counts.items()},
             "timings": timings,

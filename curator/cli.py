@@ -162,18 +162,34 @@ def download(names, target_dir, list_only, force):
 @click.option("--runtime", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True,
               help="What runs the CNN: auto = onnxruntime for the default backbone on the CPU (exported once "
                    "into the user cache), torch otherwise.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="What runs the per-image stage (decode, metrics, thumbnails, embeddings): this process, or Ray Data "
+                   "workers (pip install 'curator[ray]'); the rest of analyze runs here either way.")
+@click.option("--address", "ray_address", default=None, metavar="ADDR",
+              help="With --engine ray: an existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); without it a "
+                   "private Ray is started on this machine and stopped afterwards.")
+@click.option("--ray-cpus", type=int, default=None, metavar="N",
+              help="With --engine ray and no --address: CPUs (one worker each) of the Ray started here "
+                   "(default: all of this machine's).")
+@click.option("--ignore-colour", "--ignore-color", "ignore_colour", is_flag=True,
+              help="Compare near duplicates in grey levels only, so copies that differ only in colour (a recoloured "
+                   "or greyscale version) are grouped too; by default a colour change makes another picture.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def analyze(project, backbone, resolution, device, batch_size, workers, projection, embeddings_file, runtime, quiet):
+def analyze(project, backbone, resolution, device, batch_size, workers, projection, embeddings_file, runtime, engine,
+            ray_address, ray_cpus, ignore_colour, quiet):
     """Embed every image, compute quality metrics and issues, and the 2D projection."""
     from .analyze import AnalyzeOptions
     from .analyze import analyze as run
     from .project import Project
     from .projector import parse_methods
 
+    if engine != "ray" and (ray_address or ray_cpus is not None):
+        raise CuratorError("--address and --ray-cpus go with --engine ray")
     proj = Project(project)
     opts = AnalyzeOptions(backbone=backbone, resolution=resolution, device=device, batch_size=batch_size,
                           workers=workers, projection=",".join(parse_methods(projection)), runtime=runtime,
-                          progress=not quiet, embeddings=str(embeddings_file) if embeddings_file else None)
+                          progress=not quiet, embeddings=str(embeddings_file) if embeddings_file else None,
+                          engine=engine, ray_address=ray_address, ray_cpus=ray_cpus, ignore_colour=ignore_colour)
     report = run(proj, opts)
     if report.up_to_date:
         click.echo(f"{proj.name}: up to date ({report.items} images, nothing changed)")

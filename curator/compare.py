@@ -19,6 +19,7 @@ import pandas as pd
 
 from .errors import CuratorError
 from .leaks import CANDIDATES, find_leaks, labels_differ, picture_groups
+from .thumbnail_features import pixel_features, shift_free_features
 from .neighbors import build_index, joint_pca, knn_between, normalize
 from .prdc import knn_radii, outside_support, prdc
 from .project import Project
@@ -48,7 +49,7 @@ class Side:
     x: np.ndarray  # (len(readable), D) L2-normalised embeddings
     thumbs: np.ndarray  # (N, S, S, 3) uint8, memory-mapped
     pictures: np.ndarray  # (N,) picture id (the project's duplicate groups merged)
-    sides: np.ndarray  # (N,) short side in pixels
+    sizes: np.ndarray  # (N, 2) native (width, height) in pixels
     embedding: str  # backbone key, e.g. efficientnet-lite0@96
 
     @property
@@ -87,31 +88,9 @@ def load_side(project: Project, embedding: str) -> Side:
     readable = frame.loc[frame["readable"], "item_id"].to_numpy(dtype=np.int64)
     emb = project.embeddings(mmap=True)
     x = normalize(np.asarray(emb[readable])) if len(readable) else np.zeros((0, emb.shape[1]), np.float32)
-    sides = frame[["width", "height"]].min(axis=1).fillna(32).to_numpy(dtype=np.float64)
+    sizes = frame[["width", "height"]].fillna(32).to_numpy(dtype=np.float64)
     return Side(project.name, str(project.root), frame, readable, x, project.thumbnails(),
-                picture_groups(len(frame), project.issues(["exact_duplicate", "near_duplicate"])), sides, embedding)
-
-
-def pixel_features(thumbs: np.ndarray, side: int = 16) -> np.ndarray:
-    """Thumbnails area-averaged to ``side`` px with each image's brightness removed (analyze's
-    thumbnail space at half resolution: copies stay close, and the PCA fit is 16x cheaper)."""
-    x = np.asarray(thumbs, dtype=np.float32)
-    n, s = len(x), x.shape[1]
-    f = max(s // side, 1)
-    x = x[:, : s // f * f, : s // f * f].reshape(n, s // f, f, s // f, f, -1).mean(axis=(2, 4)).reshape(n, -1)
-    x -= x.mean(axis=1, keepdims=True)
-    return x
-
-
-def shift_free_features(pixels: np.ndarray, side: int = 16) -> np.ndarray:
-    """Magnitudes of the 2D Fourier transform of the brightness-free luminance thumbnail
-    (``pixels``: :func:`pixel_features`): the same for a picture and a shifted copy of it,
-    which pixels and CNN features of tiny images are not (a 1-px shift of an 8-px digit moves
-    it by an eighth)."""
-    x = pixels.reshape(len(pixels), side, side, -1).mean(axis=3)
-    spec = np.abs(np.fft.rfft2(x, axes=(1, 2)))
-    spec[:, 0, 0] = 0.0
-    return spec.reshape(len(pixels), -1).astype(np.float32)
+                picture_groups(len(frame), project.issues(["exact_duplicate", "near_duplicate"])), sizes, embedding)
 
 
 @dataclass

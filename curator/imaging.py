@@ -307,13 +307,22 @@ def _laplacian_sharpness(gray: np.ndarray, weight: np.ndarray | None = None, spr
 
 
 def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, picture: Image.Image) -> tuple[float, float]:
-    """(sharpness, fine_detail). A transparent picture is measured inside its opaque part; line
-    art or a translucent picture has no such part, so its edges against the neutral background
-    are measured instead (blur softens those as well)."""
-    if weight is not None and _interior(weight).sum() < MIN_INTERIOR:
-        flat = np.asarray(on_background(picture).convert("L"), dtype=np.float32) / 255.0
-        return _laplacian_sharpness(flat), _fine_detail(flat)
-    return _laplacian_sharpness(gray, weight, spread), _fine_detail(gray, weight)
+    """(sharpness, fine_detail). A transparent picture is measured inside its opaque part, and
+    also with its outline against the neutral background, keeping the sharper of the two
+    (sharpness and its fine_detail together): a
+    shape filled with a flat colour or a smooth gradient (lettering, discs, a glass battery)
+    has no edges inside, only a crisp outline, while blur softens both. Line art or a
+    translucent picture has no inside to measure, so only the outline counts. (The outline
+    alone was not enough: composited on white, a darkened icon read as soft.)"""
+    if weight is None:
+        return _laplacian_sharpness(gray, weight, spread), _fine_detail(gray, weight)
+    flat = np.asarray(on_background(picture).convert("L"), dtype=np.float32) / 255.0
+    outline = _laplacian_sharpness(flat), _fine_detail(flat)
+    if _interior(weight).sum() < MIN_INTERIOR:
+        return outline
+    inside = _laplacian_sharpness(gray, weight, spread), _fine_detail(gray, weight)
+    # the pair of the sharper measurement: fine_detail of an edgeless inside is a ratio of noise
+    return inside if not np.isfinite(outline[0]) or inside[0] >= outline[0] else outline
 
 
 FINE_DETAIL_MIN_SIDE = 24  # below this a half-resolution copy is too small to compare with

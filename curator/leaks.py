@@ -85,9 +85,9 @@ def near_leaks(a, b, spaces: list[tuple], skip_b: np.ndarray) -> pd.DataFrame:
     ib, inv_b = np.unique(pairs[:, 0], return_inverse=True)
     ia, inv_a = np.unique(pairs[:, 1], return_inverse=True)
     thumbs = np.concatenate([np.asarray(b.thumbs[ib]), np.asarray(a.thumbs[ia])])
-    sides = np.concatenate([b.sides[ib], a.sides[ia]])
+    sizes = np.concatenate([b.sizes[ib], a.sizes[ia]])
     local = np.stack([inv_b.ravel(), len(ib) + inv_a.ravel()], axis=1)
-    diffs, ok = cross_split_matches(thumbs, sides, local, a.pictures[pairs[:, 1]])
+    diffs, ok = cross_split_matches(thumbs, sizes, local, a.pictures[pairs[:, 1]])
     found = pairs[ok]
     return pd.DataFrame({"item_a": found[:, 1], "item_b": found[:, 0], "kind": "near_duplicate",
                          "score": np.round(1.0 - diffs[ok].astype(np.float64), 4)})

@@ -77,13 +77,16 @@ def export(resolution: int, target: Path) -> None:
     atomic_write_bytes(target, model)
 
 
-def _session(model: Path | bytes):
-    """An inference session of a model file, or of a model's bytes."""
+def _session(model: Path | bytes, threads: int | None = None):
+    """An inference session of a model file, or of a model's bytes; ``threads`` caps its
+    intra-op threads (a Ray worker given one CPU must not run one thread per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1
+    if threads:
+        options.intra_op_num_threads = int(threads)
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "ACTIVE":
         # like OpenMP in native_env: waiting threads sleep instead of spinning on shared cores
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -93,13 +96,15 @@ def _session(model: Path | bytes):
 
 class OnnxBackbone:
     """Same interface as ``backbones.Backbone`` (``dim``, ``prepare``, ``forward``), numpy in
-    and out, no torch."""
+    and out, no torch. ``model`` is the exported file, or its bytes (how Ray workers get it)."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, name: str, resolution: int, mean: np.ndarray, std: np.ndarray, path: Path):
+    def __init__(self, name: str, resolution: int, mean: np.ndarray, std: np.ndarray, model: Path | bytes,
+                 threads: int | None = None):
         self.name, self.resolution = name, resolution
-        self.session = _session(path)
+        self.model = model
+        self.session = _session(model, threads)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self._scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(1, 3, 1, 1)
         self._shift = (-mean / std).astype(np.float32).reshape(1, 3, 1, 1)

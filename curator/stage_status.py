@@ -21,7 +21,8 @@ STAGES = (
     ("outliers", "outliers"),
     ("projection", "projection"),
 )
-STAGE_LABELS = dict(STAGES, onnx_export="preparing the ONNX model (once per machine)")
+STAGE_LABELS = dict(STAGES, onnx_export="preparing the ONNX model (once per machine)",
+                    ray_start="starting Ray (or joining the cluster)")
 
 
 def format_seconds(seconds: float) -> str:
@@ -107,6 +108,8 @@ def summary_lines(timings: dict) -> list[str]:
     lines = []
     if "onnx_export" in timings:
         lines.append(("ONNX export", timings["onnx_export"]))
+    if "ray_start" in timings:
+        lines.append(("Ray start-up", timings["ray_start"]))
     if "model_load" in timings:
         lines.append(("model load", timings["model_load"]))
     if "embed_total" in timings:

@@ -147,3 +147,30 @@ def test_opaque_rgba_equals_its_rgb_twin(tmp_path):
     a, b = (read_image(tmp_path / n, resolution=None).metrics for n in ("a.png", "b.png"))
     assert a["pixel_hash"] == b["pixel_hash"]
     assert a["opacity"] == b["opacity"] == 1.0
+
+
+def gradient_disc(seed: int, size: int = 48) -> Image.Image:
+    """A disc filled with a smooth vertical gradient, crisp-edged, on transparency: no edge
+    inside it, only its outline (like the lettering and glossy discs of an icon theme)."""
+    rng = np.random.default_rng(seed)
+    top, bottom = rng.integers(30, 230, 3), rng.integers(30, 230, 3)
+    ramp = np.linspace(0, 1, size)[:, None, None]
+    rgb = (top * (1 - ramp) + bottom * ramp) * np.ones((1, size, 1))
+    mask = Image.new("L", (size, size), 0)
+    m = int(rng.integers(4, 10))
+    ImageDraw.Draw(mask).ellipse((m, m, size - m, size - m), fill=255)
+    return Image.fromarray(np.dstack([rgb, np.asarray(mask)]).astype(np.uint8), "RGBA")
+
+
+def test_smoothly_filled_shapes_are_judged_by_their_outline(icon_set, tmp_path):
+    """Beside textured icons, a crisp disc with a gradient fill has almost no edge energy
+    inside; its outline says it is sharp. Blurring it (outline included) still shows."""
+    m, _ = icon_set
+    discs = [gradient_disc(s) for s in range(6)]
+    blurred = discs[0].filter(ImageFilter.GaussianBlur(2.0))
+    extra = metrics_of(discs + [blurred], tmp_path)
+    extra["item_id"] += len(m)
+    both = pd.concat([m, extra], ignore_index=True)
+    found = flagged(BlurryCheck(), both)
+    assert not found & set(range(len(m), len(m) + 6))
+    assert len(m) + 6 in found

@@ -594,3 +594,35 @@ def test_export_by_tag_includes_items_without_issues(copy_project, curator_cli, 
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().split("\n")[0] == ",".join(COLUMNS)
     assert len(res.stdout.strip().split("\n")) == 1
+
+
+def test_ignore_colour_groups_recoloured_copies(tmp_path, curator_cli):
+    """By default a recoloured copy is another picture; `analyze --ignore-colour` groups it,
+    recomputing the issues (the option is part of what the stored issues depend on)."""
+    from sklearn.datasets import load_sample_images
+
+    photo = load_sample_images().images[0]
+    src = tmp_path / "src"
+    crops = [photo[60 + 40 * (k // 6) : 124 + 40 * (k // 6), 40 + 60 * (k % 6) : 104 + 60 * (k % 6)] for k in range(24)]
+    for k, crop in enumerate(crops):
+        (src / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(crop).save(src / f"c{k % 2}" / f"{k:02d}.png")
+    grey = np.asarray(Image.fromarray(crops[5]).convert("L"))
+    tinted = np.stack([grey * 0.6, grey * 0.8, np.minimum(grey * 1.2 + 30, 255)], axis=-1).astype(np.uint8)
+    Image.fromarray(tinted).save(src / "c1" / "05_blue.png")
+    proj = tmp_path / "proj"
+    assert curator_cli("import", src, "--out", proj).returncode == 0
+    assert curator_cli("analyze", proj, "-q", "--projection", "pca").returncode == 0
+    ids = Project(proj).items().set_index("location")["item_id"]
+
+    def near_groups():
+        issues = Project(proj).issues(["near_duplicate"])
+        return [set(g["item_id"]) for _, g in issues.groupby("group_id")]
+
+    pair = {int(ids[k]) for k in ids.index if k.endswith(("05.png", "05_blue.png"))}
+    assert len(pair) == 2
+    assert pair not in near_groups()
+    res = curator_cli("analyze", proj, "-q", "--projection", "pca", "--ignore-colour")
+    assert res.returncode == 0 and "up to date" not in res.stdout
+    assert pair in near_groups()
+    assert Project(proj).analysis["ignore_colour"] is True

@@ -57,9 +57,13 @@ def thumbs_and_sides(images):
     return np.stack([thumbnail(d.composite()) for d in decoded]), np.array([min(im.size) for im in images])
 
 
-def difference(a: Image.Image, b: Image.Image) -> float:
+def difference(a: Image.Image, b: Image.Image, free_aspect: bool = False) -> float:
+    """Aligned difference as analyze measures it (native sizes known); ``free_aspect``: with
+    only the short sides known, so each axis may scale freely."""
     thumbs, sides = thumbs_and_sides([a, b])
-    return float(pair_differences(thumbs, np.array([[0, 1]]), sides)[0])
+    if free_aspect:
+        return float(pair_differences(thumbs, np.array([[0, 1]]), sides)[0])
+    return float(pair_differences(thumbs, np.array([[0, 1]]), sizes=np.array([a.size, b.size]))[0])
 
 
 def mnist_like(seed=0, size=28):
@@ -136,6 +140,59 @@ def test_colour_variants_are_not_close():
     blue = np.stack([128 - 80 * shape, 128 - 20 * shape, 128 + 120 * shape], axis=-1)
     to_img = lambda x: Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
     assert difference(to_img(grey), to_img(blue)) > 3 * THRESHOLD
+    # unless colour is to be ignored (analyze --ignore-colour): then a tint of the same grey
+    # levels (not a negative of them, as the blue above is) is one picture
+    tinted = np.stack([128 - 30 * shape, 128 + 40 * shape, 128 + 140 * shape], axis=-1)
+    assert difference(to_img(grey), to_img(tinted)) > 3 * THRESHOLD
+    thumbs, _ = thumbs_and_sides([to_img(grey), to_img(tinted)])
+    sizes = np.array([[48, 48], [48, 48]])
+    assert pair_differences(thumbs, np.array([[0, 1]]), sizes=sizes, colour_matters=False)[0] < THRESHOLD
+
+
+def edge_crop(angle: float, size: int = 64) -> Image.Image:
+    """A two-tone crop: red below a straight edge through the centre at ``angle`` degrees."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (size, size), (0, 0, 0))
+    c, t = size / 2, np.tan(np.radians(angle))
+    ImageDraw.Draw(img).polygon([(0, c - t * c), (size, c + t * c), (size, size), (0, size)], fill=(200, 60, 40))
+    return img
+
+
+def test_one_pixel_shifts_of_8px_digits_are_close():
+    """A 1-px shift of an 8x8 digit (edge-padded) moves a quarter of the thumbnail; the padding
+    smoothed into the compared frame must not count as a difference (issue #7's digits misses)."""
+    from sklearn.datasets import load_digits
+
+    diffs = []
+    for k in range(12):
+        a = (load_digits().images[k] * 16).clip(0, 255).astype(np.uint8)
+        for dy, dx in [(1, 1), (1, -1), (0, 1), (-1, 0)]:
+            shifted = np.pad(a, 1, mode="edge")[1 - dy : 9 - dy, 1 - dx : 9 - dx]
+            diffs.append(difference(Image.fromarray(a), Image.fromarray(shifted)))
+    assert np.median(diffs) < THRESHOLD / 2
+    assert np.mean(np.array(diffs) < THRESHOLD) >= 0.95
+
+
+def test_stretched_pictures_are_not_copies():
+    """Crops of one photo showing an edge at 10 and at 25 degrees: stretching one axis maps one
+    onto the other, but two equal square canvases say a copy would keep its proportions (the
+    photo crops issue #7's suite grouped). A real crop, which changes the canvas, still aligns."""
+    a, b = edge_crop(10), edge_crop(25)
+    assert difference(a, b, free_aspect=True) < THRESHOLD  # what an unconstrained warp gets away with
+    assert difference(a, b) > 1.5 * THRESHOLD
+    for k in range(3):
+        img = photo_crop(k)
+        for box in [(6, 0, 64, 64), (0, 3, 64, 61), (3, 3, 61, 61)]:  # 10% of a side, from one or both ends
+            assert difference(img, img.crop(box)) < THRESHOLD, (k, box)
+
+
+def test_crops_of_a_fifth_align_from_the_canvas_ratio():
+    """10% off both ends (a 1.23x rescale) is beyond the refinement's basin from scale 1 on a
+    textured photo; the ratio of the two canvases gives the start."""
+    img = photo_crop(0)
+    assert difference(img, img.crop((0, 6, 64, 58))) < THRESHOLD
+    assert difference(img, img.crop((6, 6, 58, 58))) < THRESHOLD
 
 
 def test_distinct_strokes_and_dark_images_are_not_close():
@@ -286,3 +343,20 @@ def test_near_duplicate_group_offset_and_transitive_groups(near_set):
     (v1, s1), (v2, s2) = list(near_set["truth"].items())[:2]
     found = NearDuplicateCheck().find(m, near_set["thumbs"], np.array([[v1, s1], [v2, s2]]), group_offset=7)
     assert sorted(found["group_id"].unique()) == [7, 8]
+
+
+def test_shifted_copies_of_tiny_images_are_candidates():
+    """Analyze also draws near-duplicate candidates from Fourier magnitudes of the thumbnails:
+    a 1-px shift of an 8-px digit is an eighth of it, and its nearest neighbour by pixels is
+    often another digit; by Fourier magnitude it is the original."""
+    from sklearn.datasets import load_digits
+
+    from curator.analyze import shift_free_neighbours
+
+    digits = (load_digits().images[:120] * 16).clip(0, 255).astype(np.uint8)
+    shifted = [np.pad(d, 1, mode="edge")[0:8, 2:10] for d in digits[:20]]  # 1 px down and left
+    images = [Image.fromarray(d) for d in list(digits) + shifted]
+    thumbs = np.stack([thumbnail(im.convert("RGB")) for im in images])
+    nbrs = shift_free_neighbours(thumbs)
+    found = [i in nbrs[120 + i] for i in range(20)]
+    assert np.mean(found) >= 0.9

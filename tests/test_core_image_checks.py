@@ -349,3 +349,20 @@ def test_class_reference_needs_a_label_and_five_members():
     ref = check.class_reference(sharpness, labels)
     assert ref[:5] == pytest.approx([1.0] * 5)
     assert np.isnan(ref[5:]).all()
+
+
+def test_a_class_of_night_scenes_is_judged_against_itself():
+    """Dim by nature (a class of night scenes beside day photos) is not dark; one of them
+    darkened further is. Likewise a class of pale sketches is not bright, a washed-out one is."""
+    rng = np.random.default_rng(0)
+    n_day, n_night = 60, 20
+    mean = np.r_[rng.uniform(0.4, 0.6, n_day), rng.uniform(0.08, 0.14, n_night), 0.02]
+    high = np.r_[rng.uniform(0.9, 1.0, n_day), rng.uniform(0.25, 0.33, n_night), 0.06]
+    low = np.r_[rng.uniform(0.0, 0.05, n_day), rng.uniform(0.0, 0.02, n_night), 0.0]
+    labels = ["day"] * n_day + ["night"] * n_night + ["night"]
+    m = pd.DataFrame({"item_id": np.arange(len(mean)), "readable": 1, "brightness": mean,
+                      "brightness_high": high, "brightness_low": low, "label": labels})
+    assert set(flagged(DarkCheck(), m)) == {n_day + n_night}
+    # the mirror image: pale sketches among ordinary pictures
+    pale = m.assign(brightness=1 - mean, brightness_high=1 - low, brightness_low=1 - high)
+    assert set(flagged(BrightCheck(), pale)) == {n_day + n_night}

@@ -40,3 +40,23 @@ def test_flipped_labels_are_found_and_skipped_items_are_not_flagged():
     skip[flipped[:2]] = True  # e.g. flagged dark: its label is not questioned
     found, _ = LabelIssueCheck().find(ids, x, given, classes, idx, sim, skip)
     assert set(found["item_id"]) == set(flipped[2:])
+
+
+def test_a_weak_model_must_earn_a_larger_margin():
+    """Where the features barely predict the labels, disagreement is the model's error more
+    often than the label's: the margin grows with the out-of-fold error rate, so far fewer
+    items are flagged than at the plain margin; on separable classes it stays the plain one."""
+    check = LabelIssueCheck()
+    classes = ["a", "b", "c", "d"]
+    x, y = blobs(seed=3)
+    idx, sim = knn(x, 10, normalized=True)
+    _, proba = check.find(np.arange(len(y)), x, y, classes, idx, sim)
+    assert check.margin_needed(proba, y, np.ones(len(y), bool)) == check.min_margin
+    x, y = blobs(seed=3, spread=2.5)  # heavily overlapping classes
+    idx, sim = knn(x, 10, normalized=True)
+    found, proba = check.find(np.arange(len(y)), x, y, classes, idx, sim)
+    needed = check.margin_needed(proba, y, np.ones(len(y), bool))
+    assert needed > check.min_margin + 0.1
+    plain = LabelIssueCheck(error_scale=0.0).find(np.arange(len(y)), x, y, classes, idx, sim)[0]
+    assert len(found) < len(plain) / 2
+    assert (found["score"] > needed).all()

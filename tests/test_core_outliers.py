@@ -34,3 +34,13 @@ def test_no_outliers_in_a_homogeneous_set():
 def test_too_few_items_gives_nothing():
     ids, sim, _ = _dataset(n_odd=0)
     assert len(OutlierCheck().find(ids[:15], sim[:15])) == 0
+
+
+def test_items_with_an_image_level_defect_are_not_reported_again():
+    """A heavily blurred or darkened image sits far from everything; its defect is the finding
+    (reported as blurry / dark), so the outlier check leaves it out but still flags the rest."""
+    ids, sim, odd = _dataset(n_odd=6)
+    skip = np.zeros(len(ids), dtype=bool)
+    skip[[400, 401]] = True
+    found = set(OutlierCheck().find(ids, sim, skip)["item_id"])
+    assert found == odd - {400, 401}

@@ -22,6 +22,7 @@ MIN_SPREAD = 0.02  # contrast floor, so near-flat images are not blown up to pur
 MARGIN = 3  # border excluded from the comparison (content shifted or cropped in from outside)
 MAX_SHIFT = 4.0  # thumbnail pixels; beyond that it is another picture
 MAX_SCALE = 0.25  # per-axis scale change: cropping 10% off both ends of an axis rescales it by 1.25
+ASPECT_SLACK = 0.01  # log-anisotropy allowed beyond what the two canvases imply (plus their rounding)
 ITERATIONS = 3  # Gauss-Newton steps per pyramid level
 PYRAMID = (2.0,)  # extra smoothing of the coarser levels: a wider basin for 10-25% rescales
 
@@ -112,23 +113,29 @@ def warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(out, 1, 3))
 
 
-def coverage(params: np.ndarray, s: int) -> np.ndarray:
+def coverage(params: np.ndarray, s: int, bleed: float = 0.0) -> np.ndarray:
     """(P, S, S, 1) 1 where the warp samples inside the other image, 0 where it runs off its
-    edge (what a crop cut away cannot be compared)."""
-    ys = _sample_positions(params[:, 2], params[:, 0], s)
-    xs = _sample_positions(params[:, 3], params[:, 1], s)
-    iny = (ys >= -0.5) & (ys <= s - 0.5)
-    inx = (xs >= -0.5) & (xs <= s - 0.5)
+    edge (what a crop cut away cannot be compared). ``bleed``: on a side where the warp does
+    run off, a further band this wide is left out too: the smoothing carried whatever filled
+    the far side of that edge (a shifted copy's padding) into it."""
+    out = []
+    for pos in (_sample_positions(params[:, 2], params[:, 0], s), _sample_positions(params[:, 3], params[:, 1], s)):
+        lo, hi = np.full(len(pos), -0.5, np.float32), np.full(len(pos), s - 0.5, np.float32)
+        if bleed:
+            lo = np.where(pos.min(axis=1) < -0.5, lo + bleed, lo)
+            hi = np.where(pos.max(axis=1) > s - 0.5, hi - bleed, hi)
+        out.append((pos >= lo[:, None]) & (pos <= hi[:, None]))
+    iny, inx = out
     return (iny[:, :, None] & inx[:, None, :]).astype(np.float32)[..., None]
 
 
-def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray, bleed: float = 0.0) -> np.ndarray:
     """Mean |a - (g warp(b) + o)| over the whole frame where the warp stays inside b (not just
     the central window: the alignment must not be able to push differences out of sight), with
     the gain g and offset o (shared by all channels) fitted by least squares over that region:
     per-image normalisation is not crop-invariant (cutting away a black border changes an
     image's mean and contrast), this fit is."""
-    mask = coverage(params, a.shape[1]) * np.ones((1, 1, 1, a.shape[3]), np.float32)
+    mask = coverage(params, a.shape[1], bleed) * np.ones((1, 1, 1, a.shape[3]), np.float32)
     aw, bw = a, warp(b, params)
     n = np.maximum(mask.sum(axis=(1, 2, 3)), 1.0)
     ma, mb = (aw * mask).sum(axis=(1, 2, 3)) / n, (bw * mask).sum(axis=(1, 2, 3)) / n
@@ -175,23 +182,54 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centred / spread, spread
 
 
-def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = ITERATIONS) -> np.ndarray:
+def allowed_anisotropy(size_a: np.ndarray, size_b: np.ndarray) -> np.ndarray:
+    """(P, 2) centre and half-width of log(sy / sx) for warps mapping b onto a (sizes: native
+    (width, height) per pair). Thumbnails are stretched to squares, so a copy that was cropped
+    and/or resized (keeping its proportions) maps back with sy / sx = aspect(b) / aspect(a)
+    exactly, up to the rounding of the smaller image's sides. Any other anisotropy would
+    stretch one picture into another (a narrow "0" into a wide one, one straight edge onto an
+    edge at another angle): distinct pictures, not copies."""
+    wa, ha = np.maximum(size_a[:, 0], 1), np.maximum(size_a[:, 1], 1)
+    wb, hb = np.maximum(size_b[:, 0], 1), np.maximum(size_b[:, 1], 1)
+    centre = np.log((wb / hb) / (wa / ha))
+    smaller = wa * ha <= wb * hb
+    ws, hs = np.where(smaller, wa, wb), np.where(smaller, ha, hb)
+    half = ASPECT_SLACK + 0.5 / ws + 0.5 / hs
+    return np.stack([centre, half], axis=1).astype(np.float32)
+
+
+def _constrained(params: np.ndarray, anisotropy: np.ndarray | None) -> np.ndarray:
+    """``params`` with log(sy / sx) clipped into its allowed band (zoom sqrt(sy sx) kept), then
+    shifts and scales into their limits."""
+    lo = np.array([-MAX_SHIFT, -MAX_SHIFT, 1 - MAX_SCALE, 1 - MAX_SCALE], np.float32)
+    hi = np.array([MAX_SHIFT, MAX_SHIFT, 1 + MAX_SCALE, 1 + MAX_SCALE], np.float32)
+    if anisotropy is not None:
+        params = params.copy()
+        zoom = np.sqrt(params[:, 2] * params[:, 3])
+        u = np.clip(np.log(params[:, 2] / params[:, 3]), anisotropy[:, 0] - anisotropy[:, 1],
+                    anisotropy[:, 0] + anisotropy[:, 1])
+        params[:, 2], params[:, 3] = zoom * np.exp(u / 2), zoom * np.exp(-u / 2)
+    return np.clip(params, lo, hi)
+
+
+def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = ITERATIONS,
+           anisotropy: np.ndarray | None = None) -> np.ndarray:
     """Damped Gauss-Newton (Lucas-Kanade) steps on (ty, tx, sy, sx) mapping b onto a. Each
     step is tried whole and at 40%, and a pair keeps whichever lowers its squared
     difference (never a worse one), so an overshooting step cannot throw it out of its basin.
     Both windows are standardised (zero mean, unit contrast) before comparing: the images'
-    own normalisation is not crop-invariant, and a gain mismatch would bias the scale."""
+    own normalisation is not crop-invariant, and a gain mismatch would bias the scale.
+    ``anisotropy``: (P, 2) allowed band of log(sy / sx) (:func:`allowed_anisotropy`); None
+    lets each axis scale freely."""
     s = a.shape[1]
     grid = (np.arange(s, dtype=np.float32) - (s - 1) / 2.0)[MARGIN:-MARGIN]
     aw = _standardise(_window(a))[0]
-    lo = np.array([-MAX_SHIFT, -MAX_SHIFT, 1 - MAX_SCALE, 1 - MAX_SCALE], np.float32)
-    hi = np.array([MAX_SHIFT, MAX_SHIFT, 1 + MAX_SCALE, 1 + MAX_SCALE], np.float32)
     max_step = np.array([1.5, 1.5, 0.08, 0.08], np.float32)
 
     def cost(p):
         return ((aw - _standardise(_window(warp(b, p)))[0]) ** 2).mean(axis=(1, 2, 3))
 
-    params = params.copy()
+    params = _constrained(params, anisotropy)
     current = cost(params)
     for _ in range(iterations):
         bw = warp(b, params)
@@ -207,7 +245,7 @@ def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = I
         step = np.clip(np.linalg.solve(h, g)[..., 0], -max_step, max_step)
         best_params, best = params, current
         for fraction in (1.0, 0.4):
-            trial = np.clip(params + fraction * step, lo, hi)
+            trial = _constrained(params + fraction * step, anisotropy)
             c = cost(trial)
             better = c < best
             best = np.where(better, c, best)
@@ -218,17 +256,40 @@ def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = I
     return params
 
 
-def initial_alignment(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Start for the refinement: the better of the best whole-pixel shift within 2 px and the
     best 2-px step within 4 px at half resolution (a 1 px shift of an 8 px image is 4 px
-    here), with the difference it leaves at full resolution."""
+    here), with the difference it leaves at full resolution. ``crop_scales``: (P, 2) (sy, sx)
+    that would map b onto a if one were a plain crop of the other (:func:`crop_scales`); where
+    it is not 1, the best whole-pixel shift at that scale is tried too (the refinement's basin
+    does not reach a 10-20% rescale from scale 1 on every picture)."""
     fine, d_fine = _best_whole_shift(a, b)
     coarse, _ = _best_whole_shift(_pool(a), _pool(b), reach=2, margin=2)
     coarse[:, :2] *= 2
     d_coarse = _mean_abs(a, warp(b, coarse))
     use = d_coarse < d_fine
     fine[use] = coarse[use]
-    return fine, np.where(use, d_coarse, d_fine)
+    best = np.where(use, d_coarse, d_fine)
+    if crop_scales is not None:
+        sel = np.flatnonzero(np.abs(crop_scales - 1).max(axis=1) > 0.02)
+        if len(sel):
+            guess = np.zeros((len(sel), 4), np.float32)
+            guess[:, 2:] = crop_scales[sel]
+            shift, _ = _best_whole_shift(a[sel], warp(b[sel], guess))
+            # comparing a[i] with warp(b)[i + d] samples b at c + s (i - c) + s d
+            guess[:, :2] = shift[:, :2] * guess[:, 2:]
+            d_guess = _mean_abs(a[sel], warp(b[sel], guess))
+            better = d_guess < best[sel]
+            fine[sel[better]] = guess[better]
+            best[sel[better]] = d_guess[better]
+    return fine, best
+
+
+def crop_scales(size_a: np.ndarray, size_b: np.ndarray) -> np.ndarray:
+    """(P, 2) (sy, sx) mapping b's thumbnail onto a's if one image is a plain crop of the other
+    (no resize): each axis scales by the ratio of the native sides, within the warp's limits."""
+    ratio = np.maximum(size_a, 1) / np.maximum(size_b, 1)  # (w, h) ratios
+    return np.clip(ratio[:, ::-1], 1 - MAX_SCALE, 1 + MAX_SCALE).astype(np.float32)
 
 
 REFINE_PER_IMAGE = 2  # each image's closest candidates that are refined (the crowd rule needs two)
@@ -238,21 +299,31 @@ PREFILTER = 0.3  # pairs further apart than this after whole-pixel shifts are no
 
 def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | None = None,
                      chunk: int = 2048, refine_per_image: int = REFINE_PER_IMAGE,
-                     queries_only: bool = False) -> np.ndarray:
+                     queries_only: bool = False, sizes: np.ndarray | None = None,
+                     colour_matters: bool = True) -> np.ndarray:
     """Aligned difference of each (i, j) row of ``pairs`` (indices into ``thumbs``), symmetric:
     the smaller of aligning j onto i and i onto j (a crop enlarges in one direction only).
 
     ``sides``: each image's native short side; a pair is compared at the smaller of the two
-    :func:`comparison_level` values. Alignment runs on luminance (3x cheaper); the difference
+    :func:`comparison_level` values. ``sizes``: each image's native (width, height); when
+    given, it also sets ``sides`` and limits each pair's anisotropic scaling to what its two
+    canvases allow (:func:`allowed_anisotropy`). Alignment runs on luminance (3x cheaper); the difference
     is then measured in colour at the aligned position, so two pictures that differ only in
     colour stay apart. Every pair gets the cheap whole-pixel search; only pairs closer than
     PREFILTER and among the ``refine_per_image`` closest of one of their members are refined
     (the others keep the whole-pixel difference, an upper bound), so the cost stays linear
     in the number of images however crowded the neighbourhoods are. ``queries_only``: rank
     only among the pairs of each first member (a test image's candidates in the training
-    split), not of the second too.
+    split), not of the second too. ``colour_matters=False``: compare luminance only, so a
+    recoloured copy (grey and blue versions of one picture) counts as a copy.
     """
     pairs = np.asarray(pairs, dtype=np.int64)
+    anisotropy = guesses = None
+    if sizes is not None:
+        sizes = np.asarray(sizes, dtype=np.float64)
+        sides = sizes.min(axis=1)
+        anisotropy = allowed_anisotropy(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
+        guesses = crop_scales(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
     levels = np.full(len(pairs), thumbs.shape[1], dtype=np.int64)
     if sides is not None:
         per_image = comparison_level(sides, thumbs.shape[1])
@@ -263,7 +334,10 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     for level in np.unique(levels):
         sel = np.flatnonzero(levels == level)
         involved, inverse = np.unique(pairs[sel], return_inverse=True)
-        colour = prepare(np.asarray(thumbs[involved]), level=int(level))
+        chosen = np.asarray(thumbs[involved])
+        if not colour_matters and chosen.ndim == 4:  # grey levels (ITU-R 601 luma, as PIL's "L")
+            chosen = chosen.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        colour = prepare(chosen, level=int(level))
         lum = colour.mean(axis=3, keepdims=True)
         lum /= np.maximum(lum.std(axis=(1, 2, 3), keepdims=True), 1e-3)
         prepared[level] = (sel, inverse.reshape(-1, 2), colour, lum)
@@ -272,7 +346,7 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
             ia, ib = inverse[start : start + chunk].T
             rows = sel[start : start + chunk]
             # the search runs on luminance (3x cheaper); the difference it leaves, in colour
-            params[rows] = initial_alignment(lum[ia], lum[ib])[0]
+            params[rows] = initial_alignment(lum[ia], lum[ib], None if guesses is None else guesses[rows])[0]
             out[rows] = _mean_abs(colour[ia], warp(colour[ib], params[rows]))
 
         _each_chunk(search, len(sel), chunk)
@@ -280,11 +354,13 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     for level, (sel, inverse, colour, lum) in prepared.items():
         keep = todo[sel]
         sel, inverse = sel[keep], inverse[keep]
+        bleed = thumbs.shape[1] / level + SMOOTH_SIGMA  # one comparison sample plus the smoothing
 
-        def refine_chunk(start, sel=sel, inverse=inverse, colour=colour, lum=lum):
+        def refine_chunk(start, sel=sel, inverse=inverse, colour=colour, lum=lum, bleed=bleed):
             ia, ib = inverse[start : start + chunk].T
             rows = sel[start : start + chunk]
-            out[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows])
+            band = None if anisotropy is None else anisotropy[rows]
+            out[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed)
 
         _each_chunk(refine_chunk, len(sel), chunk)
     return out
@@ -334,29 +410,32 @@ def _among_closest(pairs: np.ndarray, values: np.ndarray, k: int, first_only: bo
     return chosen
 
 
-def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray, anisotropy: np.ndarray | None = None) -> np.ndarray:
     """Refine on more strongly smoothed copies first (a wider basin: a 20% rescale moves the
     border by 3 px), then at the working smoothness."""
     from scipy.ndimage import gaussian_filter
 
     for sigma in PYRAMID:
         blurred = [gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest") for x in (a, b)]
-        params = refine(blurred[0], blurred[1], params, iterations=ITERATIONS)
-    return refine(a, b, params, iterations=ITERATIONS)
+        params = refine(blurred[0], blurred[1], params, iterations=ITERATIONS, anisotropy=anisotropy)
+    return refine(a, b, params, iterations=ITERATIONS, anisotropy=anisotropy)
 
 
 def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray, params: np.ndarray,
-             coarse: np.ndarray) -> np.ndarray:
+             coarse: np.ndarray, anisotropy: np.ndarray | None = None, bleed: float = 0.0) -> np.ndarray:
     """Refine the alignment of pairs (ia, ib) from ``params`` on luminance; the smaller of the
     coarse and the refined colour difference, in both directions where the first leaves a
-    visible difference."""
-    forward = coarse_to_fine(lum[ia], lum[ib], params)
-    result = np.minimum(coarse, masked_difference(colour[ia], colour[ib], forward))
+    visible difference. ``bleed``: see :func:`coverage`."""
+    forward = coarse_to_fine(lum[ia], lum[ib], params, anisotropy)
+    result = np.minimum(coarse, masked_difference(colour[ia], colour[ib], forward, bleed))
     # the other direction only where this one left a visible difference (a crop aligns
     # better from the cropped side); a pair already this close needs no second opinion
     again = np.flatnonzero(result > GOOD_ENOUGH)
     if len(again):
         ta, tb = ia[again], ib[again]
-        backward = coarse_to_fine(lum[tb], lum[ta], params[again] * np.array([-1, -1, 1, 1], np.float32))
-        result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward))
+        flipped = None if anisotropy is None else anisotropy[again] * np.array([-1, 1], np.float32)
+        scale = params[again, 2:]
+        inverse = np.concatenate([-params[again, :2] / scale, 1 / scale], axis=1)  # a onto b
+        backward = coarse_to_fine(lum[tb], lum[ta], inverse, flipped)
+        result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward, bleed))
     return result

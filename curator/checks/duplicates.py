@@ -63,7 +63,8 @@ class NearDuplicateCheck:
     similar but distinct pictures (two handwritten "1"s, two crops of one sky) sit in crowds
     of about equally close neighbours, while a copy stands out from the crowd (cleanlab's
     Datalab likewise judges a pair against the typical nearest-neighbour distance).
-    Score: 1 - difference.
+    Score: 1 - difference. ``colour_matters=False`` (``curator analyze --ignore-colour``)
+    compares luminance only, so a recoloured copy is a near duplicate too.
     Exact copies are left to ``exact_duplicate`` (one representative per exact group takes part)."""
 
     name = "near_duplicate"
@@ -71,6 +72,7 @@ class NearDuplicateCheck:
     # terms and clearly closer than the crowd, or a little less close but far from any crowd
     # (noise on a low-contrast photo raises the difference, the crowd stays far)
     tiers: tuple = ((0.06, 0.7), (0.10, 0.3))
+    colour_matters: bool = True  # False: pictures that differ only in colour are copies too
 
     def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1) -> pd.DataFrame:
         """``candidate_pairs``: (P, 2) item-id pairs from neighbour searches."""
@@ -87,8 +89,8 @@ class NearDuplicateCheck:
             return empty_findings()
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
-        sides = metrics.set_index("item_id")[["width", "height"]].min(axis=1).reindex(involved).fillna(32).to_numpy()
-        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sides)
+        sizes = metrics.set_index("item_id")[["width", "height"]].reindex(involved).fillna(32).to_numpy()
+        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes, colour_matters=self.colour_matters)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = np.zeros(len(diffs), dtype=bool)
@@ -124,11 +126,12 @@ def _second_smallest_per_node(pairs: np.ndarray, values: np.ndarray, n_nodes: in
     return out
 
 
-def cross_split_matches(thumbs: np.ndarray, sides: np.ndarray, pairs: np.ndarray, reference_group: np.ndarray,
+def cross_split_matches(thumbs: np.ndarray, sizes: np.ndarray, pairs: np.ndarray, reference_group: np.ndarray,
                         tiers: tuple = NearDuplicateCheck.tiers) -> tuple[np.ndarray, np.ndarray]:
     """The near-duplicate verification of :class:`NearDuplicateCheck`, between two splits.
 
-    ``pairs`` (P, 2): (query, reference) rows indexing ``thumbs`` and ``sides``, every query a
+    ``pairs`` (P, 2): (query, reference) rows indexing ``thumbs`` and ``sizes`` (native width,
+    height), every query a
     candidate copy of its reference (a test image and a training image). ``reference_group``
     (P,): which picture the reference shows (its duplicate group inside its own split, else its
     own id), so the reference split's own copies do not form a crowd. Each pair is aligned and
@@ -139,7 +142,7 @@ def cross_split_matches(thumbs: np.ndarray, sides: np.ndarray, pairs: np.ndarray
     pairs = np.asarray(pairs, dtype=np.int64)
     if len(pairs) == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
-    diffs = pair_differences(thumbs, pairs, sides, queries_only=True)
+    diffs = pair_differences(thumbs, pairs, queries_only=True, sizes=sizes)
     # best difference per (query, reference picture), then each query's runner-up picture
     keys = pd.DataFrame({"q": pairs[:, 0], "g": np.asarray(reference_group), "d": diffs})
     per_picture = keys.groupby(["q", "g"], sort=False)["d"].min().reset_index().sort_values(["q", "d"])

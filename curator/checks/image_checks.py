@@ -22,6 +22,22 @@ def _median(values: pd.Series) -> float:
     return float(values.median()) if len(values) else float("nan")
 
 
+def _lower_reference(values: np.ndarray, m: pd.DataFrame, min_class: int = 5) -> np.ndarray:
+    """Per image, the lower of the dataset's median of ``values`` and its class's median
+    (classes of at least ``min_class`` images; the dataset's alone without labels): an image
+    must stand out from both to count as darker or lighter than usual, so a class of thin
+    strokes or of night scenes is judged against itself too."""
+    values = np.asarray(values, dtype=float)
+    overall = np.full(len(values), max(float(np.nanmedian(values)), 1e-6))
+    if "label" not in m or m["label"].isna().all():
+        return overall
+    frame = pd.DataFrame({"v": values, "label": m["label"].to_numpy()})
+    sizes = frame.groupby("label")["v"].transform("size")
+    medians = frame[sizes >= min_class].groupby("label")["v"].median()
+    by_class = frame["label"].map(medians).to_numpy(dtype=float)
+    return np.fmin(overall, np.maximum(by_class, 1e-6))
+
+
 @dataclass
 class ImageCheck:
     """Base: subclasses define ``name`` and ``score_and_flags(metrics) -> (score, flag, severe)``."""
@@ -59,7 +75,8 @@ class DarkCheck(ImageCheck):
     in [0, 1]) is far below the dataset's typical value, and so is the mean luminance.
 
     Flagged when brightness_high < ``ratio`` x dataset median AND < ``absolute_max`` AND the
-    mean brightness < ``mean_ratio`` x the dataset's median mean, or when brightness_high is
+    mean brightness < ``mean_ratio`` x the lower of the dataset's and its class's median mean
+    (a blurred thin stroke is dim next to bold ones, not next to its own class), or when brightness_high is
     below ``always_below`` whatever the dataset (a practically black image). The 99th
     percentile keeps MNIST-style images (black background, white strokes) clean; the mean
     keeps blurred ones clean (blur lowers the peaks, but not the mean, while darkening lowers
@@ -77,7 +94,7 @@ class DarkCheck(ImageCheck):
         v = m["brightness_high"].to_numpy()
         ref = max(_median(m["brightness_high"]), 1e-6)
         mean = m["brightness"].to_numpy()
-        dim = mean < self.mean_ratio * max(_median(m["brightness"]), 1e-6)
+        dim = mean < self.mean_ratio * _lower_reference(mean, m)
         score = np.clip(1.0 - v / ref, 0.0, 1.0)
         flag = ((v < self.ratio * ref) & (v < self.absolute_max) & dim) | (v < self.always_below)
         severe = flag & ((v < self.severe_ratio * ref) | (v < self.always_below))
@@ -92,7 +109,8 @@ class BrightCheck(ImageCheck):
     Works on headroom = 1 - brightness_low (brightness_low = 1st percentile of luminance, so
     the outline and details of a light icon or document keep it off the list):
     flagged when headroom < ``ratio`` x dataset median headroom AND < ``absolute_max`` AND
-    the mean headroom (1 - mean brightness) < ``mean_ratio`` x its dataset median (blur
+    the mean headroom (1 - mean brightness) < ``mean_ratio`` x the lower of its dataset and
+    class medians (blur
     raises the 1st percentile of a dark-background image, not its mean), or when headroom <
     ``always_below`` (a practically white image). Score: 1 - headroom / median.
     """
@@ -108,7 +126,7 @@ class BrightCheck(ImageCheck):
         headroom = 1.0 - m["brightness_low"].to_numpy()
         ref = max(float(np.median(headroom)), 1e-6)
         mean_headroom = 1.0 - m["brightness"].to_numpy()
-        light = mean_headroom < self.mean_ratio * max(float(np.median(mean_headroom)), 1e-6)
+        light = mean_headroom < self.mean_ratio * _lower_reference(mean_headroom, m)
         score = np.clip(1.0 - headroom / ref, 0.0, 1.0)
         flag = ((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light) | (headroom < self.always_below)
         severe = flag & ((headroom < self.severe_ratio * ref) | (headroom < self.always_below))

@@ -37,13 +37,17 @@ def choose_features(candidates: dict, labels: np.ndarray, limit: int | None = No
     return name, features, idx, sim
 
 
-def label_findings(spaces, base: str, labels: np.ndarray, classes, readable: np.ndarray, findings: list):
-    """(label space name, its features, its neighbours (idx, sim), findings, (N, C) proba)."""
+def defect_mask(findings: list, readable: np.ndarray) -> np.ndarray:
+    """Which readable items have an image-level defect (``DEFECTS``) among ``findings``."""
+    defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
+    return np.isin(readable, list(defective))
+
+
+def label_findings(spaces, base: str, labels: np.ndarray, classes, readable: np.ndarray, skip: np.ndarray):
+    """(label space name, its neighbours (idx, sim), findings, (N, C) proba). ``skip``: items
+    with an image-level defect (an odd embedding explained: neither trained on nor flagged)."""
     label_space, features, lab_idx, lab_sim = choose_features(
         {f"{base}+pixels": spaces[f"{base}+pixels"], base: spaces[base]}, labels)
-    # an image-level defect explains an odd embedding: do not report it again as a wrong label
-    defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
-    skip = np.isin(readable, list(defective))
     with single_threaded_blas():  # small matrices: threads only wait on each other (10-40x on a busy machine)
         found, proba = LabelIssueCheck(fit_limit=neighbors.EXACT_LIMIT).find(readable, features, labels, classes, lab_idx, lab_sim, skip)
     return label_space, (lab_idx, lab_sim), found, proba

@@ -1,4 +1,5 @@
-"""Stage 4: outliers, from the full-dimension neighbour similarities of stage 1."""
+"""Stage 4: outliers, from the full-dimension neighbour similarities of stage 1; items with an
+image-level defect are scored but not reported (the defect is the finding)."""
 
 from __future__ import annotations
 
@@ -6,5 +7,5 @@ from ..checks.labels import OutlierCheck
 from .neighbours import Neighbours
 
 
-def outlier_findings(readable, nbrs: Neighbours):
-    return OutlierCheck().find(readable, nbrs.sim)
+def outlier_findings(readable, nbrs: Neighbours, skip=None):
+    return OutlierCheck().find(readable, nbrs.sim, skip)

@@ -12,7 +12,7 @@ from ..checks.base import FINDING_COLUMNS
 from ..projector import FeatureSpaces
 from ..stage_status import StageStatus
 from .image_issues import image_findings
-from .labels import label_findings
+from .labels import defect_mask, label_findings
 from .maps import draw_maps, known_graphs
 from .neighbours import find_neighbours, neighbour_table
 from .outliers import outlier_findings
@@ -30,6 +30,7 @@ class DatasetInputs:
     classes: list
     user: np.ndarray | None = None
     methods: list = field(default_factory=lambda: ["umap"])
+    ignore_colour: bool = False  # near duplicates compared in luminance only
 
 
 @dataclass
@@ -56,19 +57,20 @@ def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> D
     status.end()
 
     status.begin("duplicates")
-    findings = image_findings(metrics, inputs.thumbs, readable, nbrs)
+    findings = image_findings(metrics, inputs.thumbs, readable, nbrs, colour_matters=not inputs.ignore_colour)
     status.end()
 
     status.begin("labels")
     classes = inputs.classes
     class_index = {c: i for i, c in enumerate(classes)}
     labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
-    label_space, label_nbrs, found, proba = label_findings(spaces, base, labels, classes, readable, findings)
+    skip = defect_mask(findings, readable)  # a defect explains an odd embedding: not reported again
+    label_space, label_nbrs, found, proba = label_findings(spaces, base, labels, classes, readable, skip)
     findings.append(found)
     status.end()
 
     status.begin("outliers")
-    findings.append(outlier_findings(readable, nbrs))
+    findings.append(outlier_findings(readable, nbrs, skip))
     status.end()
 
     status.begin("projection")

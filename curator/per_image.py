@@ -1,0 +1,123 @@
+"""The per-image stage of analyze (decode, metrics, thumbnail, embedding) behind one small
+interface, so the same stage runs in this process or on a Ray cluster.
+
+An engine turns pending items (item ids and file paths) into :class:`Results` batches; the
+driver (``analyze.scan_and_embed``) writes each batch to the memory-mapped arrays and the
+metrics table in one transaction. Engines never write the project: a killed run, local or
+distributed, loses at most the batches in flight and resumes from the database.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .imaging import THUMB_SHAPE, ImageRecord, read_image
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class Results:
+    """What the per-image stage produced for one batch of items."""
+
+    ids: np.ndarray  # (B,) item ids, in the order of the rows below
+    embeddings: np.ndarray  # (B, dim) float32; zeros for unreadable images
+    thumbnails: np.ndarray  # (B, *THUMB_SHAPE) uint8; zeros for unreadable images
+    metrics: list  # B dicts of METRIC_COLUMNS values (without the driver's keys)
+    forward_s: float = 0.0  # seconds spent in the CNN forward pass
+
+
+def embed_records(backbone, device: str, ids, recs: Sequence[ImageRecord]) -> Results:
+    """One batch of decoded images -> Results: the CNN runs on the readable ones only."""
+    ok = [k for k, r in enumerate(recs) if r.model_input is not None]
+    feats = np.zeros((len(recs), backbone.dim), dtype=np.float32)
+    forward_s = 0.0
+    if ok:
+        tf = time.perf_counter()
+        x = backbone.prepare(np.stack([recs[k].model_input for k in ok]), device)
+        feats[ok] = backbone.forward(x)
+        forward_s = time.perf_counter() - tf
+    thumbs = np.stack([r.thumbnail if r.thumbnail is not None else np.zeros(THUMB_SHAPE, np.uint8) for r in recs])
+    return Results(np.asarray(ids, dtype=np.int64), feats, thumbs, [dict(r.metrics) for r in recs], forward_s)
+
+
+def decoded_batches(paths, resolution: int, batch_size: int, threads: int):
+    """Yield lists of ImageRecord, ``batch_size`` at a time, decoded ahead of use.
+
+    Decoding runs in ``threads`` background threads (PIL and numpy release the GIL) with at
+    most ``threads + 1`` batches in flight, so memory stays bounded by the batch size. Threads,
+    not processes: forked DataLoader workers slowed the CPU forward pass 4x on this machine
+    and pay IPC for every decoded pixel.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = (paths[i : i + batch_size] for i in range(0, len(paths), batch_size))
+
+    def decode(chunk):
+        return [read_image(p, resolution=resolution) for p in chunk]
+
+    if threads <= 0:
+        for chunk in chunks:
+            yield decode(chunk)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="curator-decode") as pool:
+        pending = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(decode, chunk))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+class LocalEngine:
+    """This process: decode threads ahead of the backbone's forward pass."""
+
+    name = "local"
+
+    def __init__(self, backbone, device: str, resolution: int, batch_size: int, threads: int):
+        self.backbone, self.device = backbone, device
+        self.resolution, self.batch_size, self.threads = resolution, batch_size, threads
+        self.dim = backbone.dim
+
+    def results(self, ids: Sequence[int], paths: Sequence[str]) -> Iterator[Results]:
+        """Results for ``ids`` (files ``paths``), ``batch_size`` at a time, in order."""
+        start = 0
+        for recs in decoded_batches(list(paths), self.resolution, self.batch_size, self.threads):
+            yield embed_records(self.backbone, self.device, ids[start : start + len(recs)], recs)
+            start += len(recs)
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def open_engine(opts, resolution: int, notes: list, status):
+    """The engine ``opts.engine`` names, ready to run (backbone loaded or cluster joined);
+    closed (a Ray started here shut down) on the way out."""
+    if opts.engine == "ray":
+        from .ray_engine import RayEngine
+
+        engine = RayEngine.start(opts, resolution, notes, status)
+    elif opts.engine == "local":
+        from .backbones import load_embedder, tune_malloc
+
+        tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
+        # loading a backbone (torch: ~0.5 GB, seconds) only when there is something to embed;
+        # onnxruntime (the default on CPU) spares torch altogether
+        backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes, status)
+        engine = LocalEngine(backbone, device, resolution, opts.batch_size, opts.workers)
+    else:
+        from .errors import CuratorError
+
+        raise CuratorError(f"unknown engine {opts.engine!r}: use {' or '.join(ENGINES)}")
+    try:
+        yield engine
+    finally:
+        engine.close()
