@@ -13,7 +13,9 @@ stages on up to 1M synthetic embeddings. Prints numbers; not a test.
 Images: scikit-learn's 8x8 digits upscaled to 32 px with a random shift, contrast and noise
 (benchmarks/speed.py::make_images), mixed 4:1 with 32 px crops of scikit-learn's two sample
 photos at a random position and scale (label = photo). Peak RSS is sampled from
-/proc/PID/status (VmRSS, 0.2 s) and attributed to the stage analyze announced last on stderr.
+/proc/PID/status (VmRSS and RssAnon, 0.2 s) and attributed to the stage analyze announced last
+on stderr. With ``--engine ray`` the benchmark becomes a child subreaper (benchmarks/speed.py),
+so the CPU-seconds of Ray's workers are counted and the whole process tree's RSS is sampled.
 """
 
 from __future__ import annotations
@@ -174,7 +176,22 @@ def run_files(n: int, work: Path, engine: str, batch_size: int, extra: list) -> 
         cmd += ["--engine", engine]
     cmd += extra
     labels = {label: key for key, label in STAGES}
+    tree = None
+    if engine == "ray":  # Ray's workers are no children of analyze: count them as speed.py does
+        from speed import TreeRSS, become_subreaper, reap_orphans
+
+        become_subreaper()
+        tree = TreeRSS()
+        tree.__enter__()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = run_sampled(cmd, env, labels)
+    if tree is not None:
+        reap_orphans()
+        tree.__exit__(None, None, None)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r["cpu"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        print(f"Ray: CPU-s including its reaped workers {r['cpu']:.0f}, peak RSS of the whole process tree "
+              f"{gb(tree.peak)} (the per-stage peaks below are the driver's)", flush=True)
     per_image_growth(r["series"])
     manifest = json.loads((project / "curator.json").read_text())["analysis"]
     r["timings"] = manifest["timings"]
