@@ -27,34 +27,24 @@ import pandas as pd
 
 from . import __version__
 from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution
-from .checks.base import FINDING_COLUMNS
-from .checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
-from .checks.image_checks import BlurryCheck, run_image_checks
-from .checks.labels import LabelIssueCheck, OutlierCheck, choose_label_features
 from .arrays import checksum, open_array, problem
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE
-from .neighbors import knn
 from .per_image import ENGINES, open_engine
 from .project import DATABASE, INCOMPLETE, Project
-from .projector import (FeatureSpaces, MapSpec, choose_space, clear_cache, compute_map, full_map, load_user_embeddings,
-                        parse_methods, save_map)
+from .projector import MapSpec, clear_cache, load_user_embeddings, parse_methods, save_map
 from .shell import command
 from .stage_status import StageStatus
-from .native_env import single_threaded_blas
+from .stages import DatasetInputs, run_stages
+from .stages.image_issues import shift_free_neighbours  # noqa: F401  (kept importable from here)
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
-ANALYSIS_VERSION = "9"  # bump when check logic changes so stored issues are recomputed
+ANALYSIS_VERSION = "10"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items)
 # bump when what one decode produces changes (metrics, thumbnails, model input), so stored
 # per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background;
 # 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced;
 # 4 = a flat-filled transparent shape's edges measured against the background
 SCAN_VERSION = "4"
-NEIGHBOURS = 15  # stored per item for "show similar", fed to UMAP
-OUTLIER_NEIGHBOURS = 30  # large enough that a small cluster of odd images is still odd
-FULL_DIM_SEARCH_LIMIT = 20_000
-SHIFT_FREE_CANDIDATES = 4  # near-duplicate candidates per item from Fourier magnitudes (shift-proof)
-DEFECTS = ("dark", "bright", "blurry", "low_information")  # items the label check skips
 
 
 @dataclass
@@ -240,136 +230,32 @@ def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> s
     return h.hexdigest()
 
 
-def shift_free_neighbours(thumbs: np.ndarray, k: int = SHIFT_FREE_CANDIDATES) -> np.ndarray:
-    """Each thumbnail's ``k`` nearest others by the Fourier magnitudes of its brightness-free
-    luminance: a 1-px shift moves an 8-px digit by an eighth, out of reach of both the CNN's
-    and the pixels' neighbours (the quality suite's digits missed 5 of 90 copies so)."""
-    from .thumbnail_features import pixel_features, shift_free_features
-
-    if len(thumbs) < 2:
-        return np.full((len(thumbs), 1), -1)
-    return knn(shift_free_features(pixel_features(thumbs)), min(k, len(thumbs) - 1))[0]
-
-
-def _pairs(ids: np.ndarray, nbr_idx: np.ndarray, k: int) -> np.ndarray:
-    """(P, 2) item-id pairs of each row's first ``k`` neighbours (local indices -> ids)."""
-    cols = nbr_idx[:, :k]
-    pairs = np.stack([np.repeat(ids, cols.shape[1]), cols.ravel()], axis=1)
-    pairs = pairs[pairs[:, 1] >= 0]
-    pairs[:, 1] = ids[pairs[:, 1]]
-    return pairs
-
-
-
-
-def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> tuple[dict, str]:
-    """Stage 2: every check, neighbours, label issues and projection; one write at the end.
-    Returns the issue counts and the name of the feature space the label check used."""
-    status = StageStatus(timings, enabled=opts.progress)
-    metrics = project.metrics()
-    n = len(metrics)
-    readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
-    empty_nbrs = (np.full((len(readable), 1), -1), np.full((len(readable), 1), -np.inf))
-
-    status.begin("neighbours")
-    emb = np.load(project.array_path(emb_file), mmap_mode="r")
-    thumbs = np.asarray(project.thumbnails())
-    # the user's own vectors, when given, replace the CNN embedding for every check
-    user = load_user_embeddings(project)
-    base = "user" if user is not None else "cnn"
-    spaces = FeatureSpaces(readable, cnn=emb, user=user, thumbs=thumbs)
-    x = spaces.full(base)
-    x_pca = spaces[base]
-    # exact search in the full space while it is cheap: PCA fitted on the dataset squeezes out
-    # exactly the directions in which out-of-domain images differ (outliers vanish)
-    x_search = x if len(readable) <= FULL_DIM_SEARCH_LIMIT else x_pca
-    t_feat = spaces["pixels"]
-    k = min(OUTLIER_NEIGHBOURS, max(len(readable) - 1, 1))
-    nbr_idx, nbr_sim = knn(x_search, k, normalized=True) if len(readable) > 1 else empty_nbrs
-    t_idx, _ = knn(t_feat, min(NEIGHBOURS, k), normalized=True) if len(readable) > 1 else empty_nbrs
-    status.end()
-
-    status.begin("duplicates")
-    reference = np.full(n, np.nan)
-    if len(readable) > 1:
-        neighbour_ids = np.where(t_idx >= 0, readable[np.clip(t_idx, 0, None)], -1)
-        blur = BlurryCheck()
-        sharpness = metrics["sharpness"].to_numpy()
-        local = blur.local_reference(sharpness, neighbour_ids)
-        by_class = blur.class_reference(sharpness, metrics["label"].to_numpy())[readable]
-        with np.errstate(invalid="ignore"):
-            reference[readable] = np.fmin(local, by_class)  # the lower of the two; NaN only if both are
-    metrics["sharpness_reference"] = reference
-    findings = run_image_checks(metrics)
-    exact = ExactDuplicateCheck().find(metrics)
-    findings.append(exact)
-    n_exact_groups = int(exact["group_id"].max()) if len(exact) else 0
-    candidates = np.concatenate([_pairs(readable, nbr_idx, 8), _pairs(readable, t_idx, 8),
-                                 _pairs(readable, shift_free_neighbours(thumbs[readable]), SHIFT_FREE_CANDIDATES)])
-    near = NearDuplicateCheck(colour_matters=not opts.ignore_colour)
-    findings.append(near.find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
-    status.end()
-
-    status.begin("labels")
-    classes = project.classes
-    class_index = {c: i for i, c in enumerate(classes)}
-    labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
-    # which features carry the labels best depends on the data: CNN + standardised pixels on
-    # digit-like images, the CNN alone on colour photos (benchmarks/quality.py); measured here
-    label_space, label_features, lab_idx, lab_sim = choose_label_features(
-        {f"{base}+pixels": spaces[f"{base}+pixels"], base: x_pca}, labels)
-    # an image-level defect explains an odd embedding: do not report it again as a wrong label
-    defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
-    skip = np.isin(readable, list(defective))
-    with single_threaded_blas():  # small matrices: threads only wait on each other (10-40x on a busy machine)
-        label_findings, proba = LabelIssueCheck().find(readable, label_features, labels, classes, lab_idx, lab_sim, skip)
-    findings.append(label_findings)
-    status.end()
-    status.begin("outliers")
-    findings.append(OutlierCheck().find(readable, nbr_sim, skip))  # a defect explains an odd embedding
-    status.end()
-
-    status.begin("projection")
-    # the map is drawn on the feature space whose neighbours agree most with the labels (in
-    # full dimension): ImageNet features of 8x8 digits separate them far worse than pixels
-    map_space, map_agreement = choose_space(spaces, labels, [base, "pixels", f"{base}+pixels"])
-    known_nbrs = {label_space: (lab_idx, lab_sim), base: (nbr_idx, nbr_sim) if x_search is x_pca else None}
-    methods = parse_methods(opts.projection)
+def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> tuple[dict, str, dict]:
+    """Stage 2: the dataset-level stages (curator/stages: neighbours, checks, labels,
+    outliers, projection) on the project's arrays; one write at the end. Returns the issue
+    counts, the feature space the label check used and the map's space with its agreement."""
+    inputs = DatasetInputs(project.metrics(), np.load(project.array_path(emb_file), mmap_mode="r"),
+                           np.asarray(project.thumbnails()), project.classes, user=load_user_embeddings(project),
+                           methods=parse_methods(opts.projection), ignore_colour=bool(opts.ignore_colour))
+    result = run_stages(inputs, timings, progress=opts.progress)
     clear_cache(project.root)  # maps of the previous analysis
-    maps = {}
-    for method in methods:
-        spec = MapSpec(method=method, space=map_space)
-        tm = time.perf_counter()
-        maps[method] = full_map(n, readable, compute_map(spec, spaces[map_space], neighbours=known_nbrs.get(map_space)))
-        timings[f"projection_{method}"] = round(time.perf_counter() - tm, 3)
-        save_map(project.root, spec, maps[method])
-    coords = maps[methods[0]]
-    status.end()
-
-    # full-length neighbour table (item ids) for "show similar" in the explorer
-    near = nbr_idx[:, :NEIGHBOURS]
-    neighbours = np.full((n, near.shape[1]), -1, dtype=np.int32)
-    neighbours[readable] = np.where(near >= 0, readable[np.clip(near, 0, None)], -1)
-    full_proba = np.full((n, len(classes)), np.nan, dtype=np.float32)
-    if len(classes) and len(proba):
-        full_proba[readable] = proba
-
-    all_findings = pd.concat([f for f in findings if len(f)], ignore_index=True) if any(len(f) for f in findings) else pd.DataFrame(columns=FINDING_COLUMNS)
+    for method, coords in result.maps.items():
+        save_map(project.root, MapSpec(method=method, space=result.map_choice["space"]), coords)
     rows = [
         (int(r.item_id), r.issue, float(r.score), r.severity, r.suggested_label,
          None if pd.isna(r.group_id) else int(r.group_id), None if pd.isna(r.keep) else int(bool(r.keep)))
-        for r in all_findings.itertuples(index=False)
+        for r in result.findings.itertuples(index=False)
     ]
-    atomic_save_npy(project.array_path("projection.npy"), coords)
-    atomic_save_npy(project.array_path("neighbors.npy"), neighbours)
-    atomic_save_npy(project.array_path("label_proba.npy"), full_proba)
+    atomic_save_npy(project.array_path("projection.npy"), result.maps[inputs.methods[0]])
+    atomic_save_npy(project.array_path("neighbors.npy"), result.neighbours)
+    atomic_save_npy(project.array_path("label_proba.npy"), result.label_proba)
     with transaction(project.db) as c:
         c.execute("DELETE FROM issues")
         c.executemany(
             "INSERT INTO issues(item_id, issue, score, severity, suggested_label, group_id, keep) VALUES (?,?,?,?,?,?,?)",
             rows,
         )
-    return all_findings["issue"].value_counts().to_dict(), label_space, {"space": map_space, "agreement": map_agreement}
+    return result.findings["issue"].value_counts().to_dict(), result.label_space, result.map_choice
 
 
 def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None = None) -> AnalyzeReport:

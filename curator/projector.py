@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 
 from .errors import CuratorError
-from .neighbors import build_index, knn, normalize, reduce_dims, without_self
+from . import neighbors
+from .neighbors import build_index, knn, normalize, reduce_rows, without_self
 
 METHODS = ("umap", "tsne", "pca")
 METHOD_LABELS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
@@ -37,6 +38,7 @@ SPACE_LABELS = {
 }
 USER_EMBEDDINGS = "embeddings-user.npy"
 CACHE_GLOB = "projection-*.npy"
+MAP_SAMPLE_LIMIT = 20_000  # UMAP / t-SNE fitted on at most this many points (~20 s); the rest placed
 SLOW_SECONDS = 60.0  # a map expected to take longer is computed only when asked to
 
 Progress = Callable[[float, str], None]
@@ -143,16 +145,30 @@ class FeatureSpaces:
         """Unit-norm embedding rows of the readable items in full dimension."""
         return normalize(np.asarray(self._raw[base][self.readable], dtype=np.float32))
 
+    def width(self, base: str) -> int:
+        return int(self._raw[base].shape[1])
+
+    def rows(self, base: str):
+        """``rows(ids)``: unit-norm full-dimension rows ``ids`` (positions among the readable
+        items), read on demand from the (memory-mapped) embeddings, for chunked work."""
+        raw, readable = self._raw[base], self.readable
+        return lambda ids: normalize(np.asarray(raw[readable[ids]], dtype=np.float32))
+
+    def _pixel_rows(self, ids):
+        return thumbnail_features(np.asarray(self._thumbs[self.readable[ids]]))
+
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.names():
             raise CuratorError(f"the {SPACE_LABELS.get(name, name)} are not available in this project")
         if name not in self._made:
+            # beyond EXACT_LIMIT items the PCA is fitted on a sample and applied in chunks
+            n = len(self.readable)
             if name == "pixels":
-                made = normalize(reduce_dims(thumbnail_features(np.asarray(self._thumbs[self.readable])), 128))
+                made = normalize(reduce_rows(self._pixel_rows, n, 128))
             elif name.endswith("+pixels"):
                 made = np.hstack([self[name.split("+")[0]], self["pixels"]]) / np.float32(np.sqrt(2.0))
             else:
-                made = normalize(reduce_dims(self.full(name), 256))
+                made = normalize(reduce_rows(self.rows(name), n, 256))
             self._made[name] = np.ascontiguousarray(made, dtype=np.float32)
         return self._made[name]
 
@@ -179,13 +195,20 @@ def load_user_embeddings(project) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------- choosing
-def knn_agreement(features: np.ndarray, labels: np.ndarray, k: int = 10, max_queries: int = 2000, seed: int = 0) -> float:
+def knn_agreement(features: np.ndarray, labels: np.ndarray, k: int = 10, max_queries: int = 2000, seed: int = 0,
+                  max_items: int | None = None) -> float:
     """How often the majority label of an item's ``k`` nearest neighbours (self excluded,
     labelled items only) is its own label: leave-one-out k-NN accuracy in full dimension.
-    Above ``max_queries`` labelled items a random sample of them is scored against all."""
+    Above ``max_queries`` labelled items a random sample of them is scored against all; above
+    ``max_items``, against a random sample of ``max_items`` (a comparison between spaces, so
+    sampling both sides keeps it fair and the search exact and bounded; default
+    ``neighbors.EXACT_LIMIT``)."""
+    max_items = neighbors.EXACT_LIMIT if max_items is None else max_items
     known = np.flatnonzero(labels >= 0)
     if len(known) < k + 2:
         return 0.0
+    if len(known) > max_items:  # a sample of the items, so the search stays exact and bounded
+        known = np.sort(np.random.default_rng(seed).choice(known, max_items, replace=False))
     x = normalize(features[known])
     y = labels[known]
     queries = np.arange(len(known))
@@ -242,13 +265,19 @@ def too_slow(method: str, n: int) -> bool:
 
 
 def compute_map(spec: MapSpec, features: np.ndarray, *, progress: Progress | None = None, seed: int = 42,
-                neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                neighbours: tuple[np.ndarray, np.ndarray] | None = None, sample_limit: int | None = None) -> np.ndarray:
     """(N, 2) float32 coordinates of ``features`` (unit-norm rows) for ``spec``.
-    ``neighbours``: (indices, cosine similarities) without self, reused when given."""
+    ``neighbours``: (indices, cosine similarities) without self, reused when given.
+    Above ``sample_limit`` points UMAP and t-SNE are fitted on a random sample of that size and
+    every other point is placed from its neighbours (:func:`extend_map`): linear, not
+    super-linear, in the point count. PCA is linear already and uses every point."""
     report = progress or (lambda fraction, text: None)
+    sample_limit = MAP_SAMPLE_LIMIT if sample_limit is None else sample_limit
     n = len(features)
     if n == 0:
         return np.zeros((0, 2), dtype=np.float32)
+    if spec.method != "pca" and n > sample_limit:
+        return _sampled_map(spec, features, report, seed, neighbours, sample_limit)
     if spec.method == "pca" or n < 5:
         return _pca(features, spec.components if spec.method == "pca" else (1, 2), seed)
     if spec.method == "umap":
@@ -262,6 +291,60 @@ def compute_map(spec: MapSpec, features: np.ndarray, *, progress: Progress | Non
         return project_2d(features, neighbours[0][:, : k - 1], neighbours[1][:, : k - 1], method="umap", seed=seed,
                           n_neighbors=k, min_dist=spec.min_dist)
     return _tsne(features, spec.perplexity, report, seed, neighbours)
+
+
+def _sampled_map(spec: MapSpec, features: np.ndarray, report: Progress, seed: int, neighbours, limit: int) -> np.ndarray:
+    n = len(features)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+    if neighbours is None or neighbours[0].shape[1] < 1:
+        report(0.02, "nearest neighbours")
+        neighbours = knn(features, spec.n_neighbors, normalized=True)
+    sub = compute_map(spec, np.ascontiguousarray(features[sample]), progress=lambda f, t: report(0.05 + 0.85 * f, t),
+                      seed=seed, sample_limit=limit)
+    report(0.9, "placing the other points")
+    return extend_map(sub, sample, neighbours, features)
+
+
+def extend_map(sample_coords: np.ndarray, sample: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray],
+               features: np.ndarray | None = None, rounds: int = 50) -> np.ndarray:
+    """(N, 2) map of every point from the map of a ``sample`` of them: each other point goes to
+    the similarity-weighted mean position of its already placed neighbours (``neighbours``:
+    (N, k) indices and cosine similarities, -1 for none), round after round, so points reached
+    only through other unsampled points are placed too; linear in N. Points no chain of
+    neighbours connects to the sample are placed from their nearest sample points in
+    ``features`` (when given; else they stay NaN)."""
+    idx, sim = neighbours
+    n = len(idx)
+    coords = np.full((n, 2), np.nan, dtype=np.float64)
+    placed = np.zeros(n, dtype=bool)
+    coords[sample], placed[sample] = sample_coords, True
+    weight = np.where(idx >= 0, np.clip(sim, 0.0, None) + 1e-6, 0.0)
+    for _ in range(rounds):
+        todo = np.flatnonzero(~placed)
+        if len(todo) == 0:
+            break
+        nb = np.clip(idx[todo], 0, None)
+        w = np.where(placed[nb] & (idx[todo] >= 0), weight[todo], 0.0)
+        total = w.sum(axis=1)
+        has = total > 0
+        if not has.any():
+            break
+        rows, nb, w = todo[has], nb[has], w[has]
+        near = np.where(w[:, :, None] > 0, coords[nb], 0.0)
+        coords[rows] = (w[:, :, None] * near).sum(axis=1) / total[has, None]
+        placed[rows] = True  # after the round: each round reads only earlier rounds' positions
+    rest = np.flatnonzero(~placed)
+    if len(rest) and features is not None:
+        from .neighbors import knn_between
+
+        base = np.ascontiguousarray(features[sample], dtype=np.float32)
+        index = build_index(base)
+        for a in range(0, len(rest), 20_000):
+            part = rest[a : a + 20_000]
+            i, s = knn_between(features[part], base, min(10, len(sample)), normalized=True, index=index)
+            w = np.where(i >= 0, np.clip(s, 0.0, None) + 1e-6, 0.0)
+            coords[part] = (w[:, :, None] * coords[sample[np.clip(i, 0, None)]]).sum(axis=1) / w.sum(axis=1, keepdims=True)
+    return coords.astype(np.float32)
 
 
 def _pca(x: np.ndarray, components: tuple[int, int], seed: int) -> np.ndarray:
