@@ -299,7 +299,7 @@ def make_synthetic(n: int, dim: int, root: Path, seed: int = 0, chunk: int = 20_
     return {"outliers": outliers, "flipped": flipped}
 
 
-def synthetic_metrics(n: int, label: np.ndarray, rng) -> "pd.DataFrame":
+def synthetic_metrics(n: int, label: np.ndarray, rng):
     """Per-image metrics typical of sharp, mid-grey 32 px images (no image-level defects)."""
     import pandas as pd
 
@@ -387,7 +387,7 @@ def compare_indexes(x: np.ndarray, queries: int = 1000, seed: int = 1) -> None:
     against exact search, for the approximate indexes considered (curator/neighbors.py)."""
     import faiss
 
-    from curator.neighbors import TRAIN_PER_LIST, lists_for, normalize
+    from curator.neighbors import TRAIN_PER_LIST, lists_for
 
     n, d = x.shape
     rng = np.random.default_rng(seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from . import __version__
 from .errors import CuratorError
 from .issue_types import ISSUE_TYPES, validate_issue_types
 from .shell import command
+
+if TYPE_CHECKING:  # the annotation only: importing Project here would slow `curator --help`
+    from .project import Project
 
 
 def _fail(message: str, code: int = 1):
