@@ -61,8 +61,9 @@ def test_link_view_and_switching_to_tsne(copy_project):
         for attempt in range(3):  # a click that lands while the page is still rerunning can be dropped
             tab.locator(".st-key-dq_map_method button", has_text="t-SNE").click()
             try:
-                tsne = wait_map(tab, lambda s: s["caption"].startswith("2D map: t-SNE") and s["points"] == n_points,
-                                timeout=60)
+                # the caption can be redrawn a moment before the chart: wait for both
+                tsne = wait_map(tab, lambda s: s["caption"].startswith("2D map: t-SNE") and s["points"] == n_points
+                                and s["x"] != pca["x"], timeout=60)
                 break
             except AssertionError:
                 if attempt == 2:
