@@ -12,7 +12,7 @@ from ..checks.base import FINDING_COLUMNS
 from ..projector import FeatureSpaces
 from ..stage_status import StageStatus
 from .image_issues import image_findings
-from .labels import defect_mask, label_findings
+from .labels import class_indices, defect_mask, label_findings
 from .maps import draw_maps, known_graphs
 from .neighbours import find_neighbours, neighbour_table
 from .outliers import outlier_findings
@@ -62,8 +62,7 @@ def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> D
 
     status.begin("labels")
     classes = inputs.classes
-    class_index = {c: i for i, c in enumerate(classes)}
-    labels = metrics.set_index("item_id").loc[readable, "label"].map(lambda v: class_index.get(v, -1)).to_numpy(dtype=np.int64)
+    labels = class_indices(metrics.set_index("item_id").loc[readable, "label"], classes)
     skip = defect_mask(findings, readable)  # a defect explains an odd embedding: not reported again
     label_space, label_nbrs, found, proba = label_findings(spaces, base, labels, classes, readable, skip)
     findings.append(found)
