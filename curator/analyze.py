@@ -36,7 +36,6 @@ from .projector import MapSpec, clear_cache, load_user_embeddings, parse_methods
 from .shell import command
 from .stage_status import StageStatus
 from .stages import DatasetInputs, run_stages
-from .stages.image_issues import shift_free_neighbours  # noqa: F401  (kept importable from here)
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
 ANALYSIS_VERSION = "10"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items)

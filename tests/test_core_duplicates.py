@@ -351,7 +351,7 @@ def test_shifted_copies_of_tiny_images_are_candidates():
     often another digit; by Fourier magnitude it is the original."""
     from sklearn.datasets import load_digits
 
-    from curator.analyze import shift_free_neighbours
+    from curator.stages.image_issues import shift_free_neighbours
 
     digits = (load_digits().images[:120] * 16).clip(0, 255).astype(np.uint8)
     shifted = [np.pad(d, 1, mode="edge")[0:8, 2:10] for d in digits[:20]]  # 1 px down and left
