@@ -93,9 +93,7 @@ class NearDuplicateCheck:
         diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes, colour_matters=self.colour_matters)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
-        ok = np.zeros(len(diffs), dtype=bool)
-        for max_difference, relative in self.tiers:
-            ok |= (diffs < max_difference) & (diffs < relative * crowd)
+        ok = passes_tiers(diffs, crowd, self.tiers)
         if not ok.any():
             return empty_findings()
         from scipy.sparse import coo_matrix
@@ -114,6 +112,15 @@ class NearDuplicateCheck:
             groups.setdefault(int(component[node]), []).append(int(involved[node]))
         scores = {int(involved[node]): 1.0 - float(best[node]) for node in matched}
         return _groups_to_findings(self.name, list(groups.values()), metrics, scores, group_offset, severe=False)
+
+
+def passes_tiers(diffs: np.ndarray, crowd: np.ndarray, tiers: tuple) -> np.ndarray:
+    """Which pairs a (max_difference, relative) tier verifies: closer than max_difference and
+    than relative x the crowd's difference (see :class:`NearDuplicateCheck`)."""
+    ok = np.zeros(len(diffs), dtype=bool)
+    for max_difference, relative in tiers:
+        ok |= (diffs < max_difference) & (diffs < relative * crowd)
+    return ok
 
 
 def _second_smallest_per_node(pairs: np.ndarray, values: np.ndarray, n_nodes: int) -> np.ndarray:
@@ -149,7 +156,4 @@ def cross_split_matches(thumbs: np.ndarray, sizes: np.ndarray, pairs: np.ndarray
     per_picture["rank"] = per_picture.groupby("q").cumcount()
     runner_up = per_picture[per_picture["rank"] == 1].set_index("q")["d"]
     crowd = runner_up.reindex(pairs[:, 0]).fillna(np.inf).to_numpy(dtype=np.float32)
-    ok = np.zeros(len(diffs), dtype=bool)
-    for max_difference, relative in tiers:
-        ok |= (diffs < max_difference) & (diffs < relative * crowd)
-    return diffs, ok
+    return diffs, passes_tiers(diffs, crowd, tiers)
