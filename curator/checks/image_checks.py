@@ -22,20 +22,27 @@ def _median(values: pd.Series) -> float:
     return float(values.median()) if len(values) else float("nan")
 
 
-def _lower_reference(values: np.ndarray, m: pd.DataFrame, min_class: int = 5) -> np.ndarray:
+def class_medians(values, labels, min_size: int = 5) -> np.ndarray:
+    """Per image, the median of ``values`` over its class (labels: any hashable, None/NaN = no
+    label), counting only finite values; NaN for unlabelled images and classes with fewer than
+    ``min_size`` such values."""
+    frame = pd.DataFrame({"v": np.asarray(values, dtype=float), "label": labels})
+    kept = frame[frame["v"].notna() & frame["label"].notna()]
+    sizes = kept.groupby("label")["v"].transform("size")
+    medians = kept[sizes >= min_size].groupby("label")["v"].median()
+    return frame["label"].map(medians).to_numpy(dtype=float)
+
+
+def _lower_reference(values: np.ndarray, m: pd.DataFrame) -> np.ndarray:
     """Per image, the lower of the dataset's median of ``values`` and its class's median
-    (classes of at least ``min_class`` images; the dataset's alone without labels): an image
-    must stand out from both to count as darker or lighter than usual, so a class of thin
-    strokes or of night scenes is judged against itself too."""
+    (:func:`class_medians`; the dataset's alone without labels): an image must stand out from
+    both to count as darker or lighter than usual, so a class of thin strokes or of night
+    scenes is judged against itself too."""
     values = np.asarray(values, dtype=float)
     overall = np.full(len(values), max(float(np.nanmedian(values)), 1e-6))
     if "label" not in m or m["label"].isna().all():
         return overall
-    frame = pd.DataFrame({"v": values, "label": m["label"].to_numpy()})
-    sizes = frame.groupby("label")["v"].transform("size")
-    medians = frame[sizes >= min_class].groupby("label")["v"].median()
-    by_class = frame["label"].map(medians).to_numpy(dtype=float)
-    return np.fmin(overall, np.maximum(by_class, 1e-6))
+    return np.fmin(overall, np.maximum(class_medians(values, m["label"].to_numpy()), 1e-6))
 
 
 @dataclass
@@ -187,12 +194,8 @@ class BlurryCheck(ImageCheck):
         :meth:`local_reference` does; NaN for unlabelled images and classes with fewer than
         five measured images."""
         sharpness = np.asarray(sharpness, dtype=float)
-        frame = pd.DataFrame({"s": sharpness, "label": labels})
         floor = self.neighbour_floor * np.nanmedian(sharpness)
-        kept = frame[(frame["s"] >= floor) & frame["label"].notna()]
-        sizes = kept.groupby("label")["s"].transform("size")
-        medians = kept[sizes >= 5].groupby("label")["s"].median()
-        return frame["label"].map(medians).to_numpy(dtype=float)
+        return class_medians(np.where(sharpness >= floor, sharpness, np.nan), labels)
 
     def score_and_flags(self, m):
         s = m["sharpness"].to_numpy()
