@@ -194,3 +194,17 @@ def explorer_tab(root: Path):
             yield server, tab, requests
         finally:
             browser.close()
+
+
+def box_drag(page, area: dict, left: float, top: float, right: float, bottom: float, steps: int = 10) -> tuple:
+    """Drag the mouse across ``area`` (a bounding box) from the fraction (left, top) to
+    (right, bottom) in ``steps`` moves, as a user's box selection; returns the page
+    coordinates (x0, y0, x1, y1) of the drag."""
+    x0, y0 = area["x"] + area["width"] * left, area["y"] + area["height"] * top
+    x1, y1 = area["x"] + area["width"] * right, area["y"] + area["height"] * bottom
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, steps + 1):
+        page.mouse.move(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps)
+    page.mouse.up()
+    return x0, y0, x1, y1

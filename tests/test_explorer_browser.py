@@ -5,10 +5,7 @@ an image and find the tag in `curator export PROJECT --tag T`."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from conftest import CHROMIUM, CHROMIUM_ARGS, Explorer, box_drag
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
@@ -55,12 +50,6 @@ BOX_TO_DATA = """([x0, y0, x1, y1]) => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_grid(page, previous: str | None, timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
     state = {}
@@ -77,20 +66,10 @@ def test_box_select_then_tag_reaches_export(copy_project):
     root = copy_project()
     projection = np.load(root / "arrays" / "projection.npy")
     n_points = int(np.isfinite(projection).all(axis=1).sum())
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "curator.cli", "visualize", str(root), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        line = ""
-        deadline = time.monotonic() + 120
-        while not line.startswith("ready:") and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line or server.poll() is None, "curator visualize exited early"
-        assert url in line
-
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with Explorer(root) as server, sync_api.sync_playwright() as p:
+        url = server.url
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
             page.goto(f"{url}/data-quality")
             page.wait_for_function(PLOT_READY, arg=n_points, timeout=120_000)
@@ -99,13 +78,7 @@ def test_box_select_then_tag_reaches_export(copy_project):
 
             # box-select the left half of the map
             area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-            x0, y0 = area["x"] + area["width"] * 0.02, area["y"] + area["height"] * 0.02
-            x1, y1 = area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.98
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            for k in range(1, 11):
-                page.mouse.move(x0 + (x1 - x0) * k / 10, y0 + (y1 - y0) * k / 10)
-            page.mouse.up()
+            x0, y0, x1, y1 = box_drag(page, area, 0.02, 0.02, 0.5, 0.98)
             after = _wait_grid(page, before["txt"])
             xmin, xmax, ymin, ymax = page.evaluate(BOX_TO_DATA, [x0, y0, x1, y1])
             inside = ((projection[:, 0] >= xmin) & (projection[:, 0] <= xmax)
@@ -137,11 +110,9 @@ def test_box_select_then_tag_reaches_export(copy_project):
             page.wait_for_timeout(300)
             page.locator(".st-key-dq_tag_add button").click()
             page.wait_for_function("() => document.body.innerText.includes('Added tag')", timeout=60_000)
+        finally:
             browser.close()
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        server.communicate(timeout=30)
-    assert server.returncode == 0
+    assert server.proc.returncode == 0
 
     out = subprocess.run([sys.executable, "-m", "curator.cli", "export", str(root), "--tag", "browser-remove"],
                          capture_output=True, text=True, timeout=120)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from conftest import CHROMIUM, explorer_tab
+from conftest import CHROMIUM, box_drag, explorer_tab
 
 pytestmark = [
     pytest.mark.slow,
@@ -75,14 +75,7 @@ def test_hover_shows_the_image_and_box_selection_still_narrows_the_grid(copy_pro
         assert abs(tip["left"] - point["x"]) < 200 and abs(tip["top"] - point["y"]) < 250
 
         # box-select the left half: the grid narrows to the selection
-        area = frame.locator(".nsewdrag").first.bounding_box()
-        x0, y0 = area["x"] + area["width"] * 0.02, area["y"] + area["height"] * 0.02
-        x1, y1 = area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.98
-        tab.mouse.move(x0, y0)
-        tab.mouse.down()
-        for k in range(1, 11):
-            tab.mouse.move(x0 + (x1 - x0) * k / 10, y0 + (y1 - y0) * k / 10)
-        tab.mouse.up()
+        box_drag(tab, frame.locator(".nsewdrag").first.bounding_box(), 0.02, 0.02, 0.5, 0.98)
         tab.wait_for_function("() => / selected in the 2D map/.test(document.body.innerText)", timeout=60_000)
         m = re.search(r"([\d,]+) of ([\d,]+) images in view · ([\d,]+) selected", tab.locator("body").inner_text())
         assert m and 0 < int(m.group(1).replace(",", "")) < int(m.group(2).replace(",", ""))
