@@ -18,11 +18,7 @@ from click.testing import CliRunner
 from curator.cli import main
 from curator.explorer.server import streamlit_command
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import free_port
 
 
 def invoke(*args):
