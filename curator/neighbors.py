@@ -99,10 +99,7 @@ def build_index(x: np.ndarray):
         index = faiss.IndexFlatIP(d)
         index.add(np.ascontiguousarray(x, dtype=np.float32))
         return index
-    index = approximate_index(d, n, np.asarray(x[training_rows(n, lists_for(n))], dtype=np.float32))
-    for a in range(0, n, CHUNK):
-        index.add(np.ascontiguousarray(x[a : a + CHUNK], dtype=np.float32))
-    return index
+    return build_index_from(lambda ids: np.ascontiguousarray(x[ids], dtype=np.float32), n, d)
 
 
 def build_index_from(rows, n: int, d: int):
