@@ -18,7 +18,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,24 +187,27 @@ def _write_results(project: Project, engine, pending: list, paths: list, emb, th
     t_loop = time.perf_counter()
     bar = _progress(len(pending), "embedding + metrics", opts.progress)
     try:
-        for batch_no, res in enumerate(engine.results(pending, paths)):
-            ids = res.ids
-            forward_s += res.forward_s
-            emb[ids] = res.embeddings
-            thumbs[ids] = res.thumbnails
-            emb.flush()
-            thumbs.flush()
-            rows = []
-            for item_id, metrics in zip(ids, res.metrics):
-                m = dict(metrics)
-                m["scan_key"] = scan_keys[item_id]
-                m["embed_key"] = embed_keys[item_id]
-                rows.append((int(item_id), *[m.get(c) for c in cols]))
-            with transaction(project.db) as c:
-                c.executemany(sql, rows)
-            bar.update(len(ids))
-            if opts.stop_after_batches is not None and batch_no + 1 >= opts.stop_after_batches:
-                raise KeyboardInterrupt
+        # closed on the way out, before the engine is: an engine's iteration may hold threads
+        # (Ray Data's) that must stop before the engine shuts down what they use
+        with closing(engine.results(pending, paths)) as results:
+            for batch_no, res in enumerate(results):
+                ids = res.ids
+                forward_s += res.forward_s
+                emb[ids] = res.embeddings
+                thumbs[ids] = res.thumbnails
+                emb.flush()
+                thumbs.flush()
+                rows = []
+                for item_id, metrics in zip(ids, res.metrics):
+                    m = dict(metrics)
+                    m["scan_key"] = scan_keys[item_id]
+                    m["embed_key"] = embed_keys[item_id]
+                    rows.append((int(item_id), *[m.get(c) for c in cols]))
+                with transaction(project.db) as c:
+                    c.executemany(sql, rows)
+                bar.update(len(ids))
+                if opts.stop_after_batches is not None and batch_no + 1 >= opts.stop_after_batches:
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
         stored = project.db.execute("SELECT item_id, embed_key FROM metrics").fetchall()

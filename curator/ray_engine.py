@@ -20,6 +20,8 @@ import logging
 import os
 import pickle
 import socket
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -208,22 +210,46 @@ class RayEngine:
             ds = ds.map_batches(EmbedWorker, fn_constructor_kwargs={"spec": self.spec}, batch_size=self.batch_size,
                                 batch_format="numpy", compute=ActorPoolStrategy(size=self.workers),
                                 num_cpus=1, num_gpus=1 if self.gpu else 0, max_restarts=0)
+        before = set(threading.enumerate())
         batches = iter(ds.iter_batches(batch_size=self.batch_size, batch_format="numpy", prefetch_batches=1))
-        while True:
-            try:
-                b = next(batches)
-            except StopIteration:
-                return
-            except (KeyboardInterrupt, CuratorError):
-                raise
-            except Exception as exc:  # a worker failed: Ray's errors carry whole remote tracebacks
-                raise CuratorError(f"the Ray engine failed: {first_line(exc)}") from None
-            yield Results(np.asarray(b["id"], dtype=np.int64), np.asarray(b["embedding"], dtype=np.float32),
-                          np.asarray(b["thumbnail"], dtype=np.uint8), [pickle.loads(m) for m in b["metrics"]],
-                          float(np.sum(b["forward_s"])))
+        try:
+            while True:
+                try:
+                    b = next(batches)
+                except StopIteration:
+                    return
+                except (KeyboardInterrupt, CuratorError):
+                    raise
+                except Exception as exc:  # a worker failed: Ray's errors carry whole remote tracebacks
+                    raise CuratorError(f"the Ray engine failed: {first_line(exc)}") from None
+                yield Results(np.asarray(b["id"], dtype=np.int64), np.asarray(b["embedding"], dtype=np.float32),
+                              np.asarray(b["thumbnail"], dtype=np.uint8), [pickle.loads(m) for m in b["metrics"]],
+                              float(np.sum(b["forward_s"])))
+        finally:
+            # stop Ray Data's iteration and wait for its threads (they fetch blocks in the
+            # background): one still running when Ray is shut down touches the stopped core
+            # worker, and Ray then ends the whole process (exit 1, output unflushed), as an
+            # interrupted run in the test suite did
+            batches.close()
+            _join_new_threads(before, timeout=THREAD_WAIT_S)
 
     def close(self) -> None:
         self._cleanup()
+
+
+THREAD_WAIT_S = 30.0  # at most this long for Ray Data's iteration threads to end
+# Ray Data's block prefetcher thread parks on a condition until it is freed and makes no Ray
+# call once its iteration has stopped: waiting for it would only cost THREAD_WAIT_S
+PARKED_THREADS = ("Prefetcher",)
+
+
+def _join_new_threads(before: set, timeout: float) -> None:
+    """Wait (at most ``timeout`` s in all) for the threads started since ``before`` to end,
+    except the ones known to park harmlessly (``PARKED_THREADS``)."""
+    deadline = time.monotonic() + timeout
+    for thread in set(threading.enumerate()) - before:
+        if thread.name not in PARKED_THREADS:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _worker_spec(opts, resolution: int, device: str, notes: list, status) -> tuple[dict, int | None]:

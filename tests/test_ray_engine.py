@@ -129,6 +129,41 @@ def _small_project(tmp_path) -> Project:
     return import_project(tmp_path / "src", tmp_path / "proj")
 
 
+INTERRUPT_TWICE = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+from curator.analyze import AnalyzeOptions, analyze
+from curator.errors import InterruptedRun
+from curator.importers import import_project
+from test_core_resume import _make_folder
+base = Path(sys.argv[1])
+_make_folder(base / "src")
+for i in range(2):
+    try:
+        analyze(import_project(base / "src", base / f"p{i}"), AnalyzeOptions(
+            batch_size=8, workers=0, projection="pca", progress=False, engine="ray", ray_cpus=2, stop_after_batches=1))
+    except InterruptedRun:
+        print("interrupted", i, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_ray_run_ends_in_python_not_in_ray(tmp_path):
+    """Stopping the iteration early must leave no Ray Data thread fetching blocks when Ray is
+    shut down: one that touches the stopped core worker makes Ray end the whole process
+    (exit 1, output lost; it took the test suite down twice). In a subprocess, so a crash is a
+    failure here, twice, since the race does not lose every time."""
+    pytest.importorskip("ray.data")
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", INTERRUPT_TWICE, str(tmp_path), os.path.dirname(__file__)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["interrupted", "0", "interrupted", "1"]
+    assert "already been shutdown" not in out.stderr
+
+
 def test_missing_ray_is_one_line_saying_how_to_install(tmp_path, monkeypatch):
     project = _small_project(tmp_path)
     project.close()
