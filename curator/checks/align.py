@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from . import align_kernels as kernels
+
 SMOOTH_SIGMA = 1.0  # thumbnail pixels; noise averages out, strokes and edges survive
 MIN_SPREAD = 0.02  # contrast floor, so near-flat images are not blown up to pure noise
 MARGIN = 3  # border excluded from the comparison (content shifted or cropped in from outside)
@@ -87,30 +89,14 @@ def _sample_positions(scale: np.ndarray, shift: np.ndarray, s: int) -> np.ndarra
     return c + scale[:, None] * (np.arange(s, dtype=np.float32) - c)[None] + shift[:, None]
 
 
-def _interpolation_matrices(scale: np.ndarray, shift: np.ndarray, s: int) -> np.ndarray:
-    """(P, S, S) matrices M with (M @ v)[i] = v sampled bilinearly at c + scale (i - c) + shift
-    (edges clamped): one axis of the warp as a matrix product."""
-    pos = np.clip(_sample_positions(scale, shift, s), 0, s - 1)
-    lo = np.minimum(np.floor(pos).astype(np.int64), s - 2)
-    w = (pos - lo).astype(np.float32)
-    m = np.zeros((len(scale), s, s), dtype=np.float32)
-    rows = np.arange(len(scale))[:, None]
-    cols = np.arange(s)[None, :]
-    m[rows, cols, lo] = 1 - w
-    m[rows, cols, lo + 1] += w
-    return m
-
-
 def warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """Bilinear resampling of each (S, S, C) image at y' = cy + sy (y - cy) + ty (x likewise);
-    params (P, 4) = (ty, tx, sy, sx) with scales around 1. The warp is separable (no rotation),
-    so it is two batched matrix products, far cheaper than gathering every pixel."""
+    """Bilinear resampling of each (S, S, C) image at y' = cy + sy (y - cy) + ty (x likewise),
+    positions clamped to the frame; params (P, 4) = (ty, tx, sy, sx) with scales around 1.
+    The warp is separable (no rotation): a compiled four-tap kernel."""
     s = img.shape[1]
-    my = _interpolation_matrices(params[:, 2], params[:, 0], s)
-    mx = _interpolation_matrices(params[:, 3], params[:, 1], s)
-    chans = np.moveaxis(img, 3, 1)  # (P, C, S, S)
-    out = my[:, None] @ chans @ np.swapaxes(mx, 1, 2)[:, None]
-    return np.ascontiguousarray(np.moveaxis(out, 1, 3))
+    pos_y = _sample_positions(params[:, 2], params[:, 0], s)
+    pos_x = _sample_positions(params[:, 3], params[:, 1], s)
+    return kernels.bilinear_warp(img, pos_y, pos_x)
 
 
 def coverage(params: np.ndarray, s: int, bleed: float = 0.0) -> np.ndarray:
@@ -150,7 +136,7 @@ def _window(x: np.ndarray) -> np.ndarray:
 
 
 def _mean_abs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(_window(a) - _window(b)).mean(axis=(1, 2, 3))
+    return kernels.window_mean_abs(a, b, MARGIN)
 
 
 def _pool(x: np.ndarray) -> np.ndarray:
@@ -161,18 +147,7 @@ def _pool(x: np.ndarray) -> np.ndarray:
 
 def _best_whole_shift(a: np.ndarray, b: np.ndarray, reach: int = 2, margin: int = MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """The best whole-pixel shift within ``reach`` (<= margin) and its difference."""
-    s = a.shape[1]
-    aw = a[:, margin : s - margin, margin : s - margin]
-    best = np.full(len(a), np.inf, dtype=np.float32)
-    params = np.tile(np.array([0, 0, 1, 1], np.float32), (len(a), 1))
-    for dy in range(-reach, reach + 1):
-        for dx in range(-reach, reach + 1):
-            bw = b[:, margin + dy : s - margin + dy, margin + dx : s - margin + dx]
-            d = np.abs(aw - bw).mean(axis=(1, 2, 3))
-            better = d < best
-            best = np.where(better, d, best)
-            params[better, 0], params[better, 1] = dy, dx
-    return params, best
+    return kernels.best_whole_shift(a, b, reach, margin)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

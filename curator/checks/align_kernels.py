@@ -1,0 +1,113 @@
+"""Compiled inner loops of the near-duplicate alignment (:mod:`curator.checks.align`).
+
+The whole-pixel shift search and the bilinear warp touch every pixel of every candidate pair
+(tens of thousands of pairs per 5k images), and in numpy each step makes a temporary the size
+of a chunk of pairs; the warp was a batched (S x S) matrix product, 16x the arithmetic of the
+four-tap bilinear sum it stands for. These numba kernels do the same arithmetic in one pass,
+without the GIL (the caller's two threads each run one), and their compiled code is cached in
+``$NUMBA_CACHE_DIR`` (see :mod:`curator.native_env`), so only the first run on a machine pays
+the compilation.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _shift_differences(a, b, reach, margin, channels):
+    """(P, (2 reach + 1)^2) mean |a - b shifted| per pair and shift; a, b: (P, S, S * C)."""
+    p_count, s, row = a.shape
+    side = 2 * reach + 1
+    out = np.empty((p_count, side * side), np.float32)
+    inner = s - 2 * margin
+    width = inner * channels
+    norm = np.float32(1.0 / (inner * width))
+    for p in range(p_count):
+        k = 0
+        for dy in range(-reach, reach + 1):
+            for dx in range(-reach, reach + 1):
+                total = np.float32(0.0)
+                for y in range(margin, s - margin):
+                    ra = a[p, y, margin * channels : margin * channels + width]
+                    rb = b[p, y + dy, (margin + dx) * channels : (margin + dx) * channels + width]
+                    for i in range(width):
+                        total += abs(ra[i] - rb[i])
+                out[p, k] = total * norm
+                k += 1
+    return out
+
+
+def best_whole_shift(a, b, reach, margin):
+    """For each pair p, the whole-pixel shift (dy, dx), |d| <= ``reach``, minimising the mean
+    |a[p] - b[p] shifted| over the window ``margin`` pixels inside the frame (the first such
+    shift in (dy, dx) order on a tie). a, b: (P, S, S, C) float32. Returns (params (P, 4) =
+    (dy, dx, 1, 1), difference (P,))."""
+    p_count, s, _, channels = a.shape
+    flat = (p_count, s, s * channels)
+    d = _shift_differences(np.ascontiguousarray(a, np.float32).reshape(flat),
+                           np.ascontiguousarray(b, np.float32).reshape(flat), reach, margin, channels)
+    k = d.argmin(axis=1)
+    params = np.ones((p_count, 4), np.float32)
+    params[:, 0], params[:, 1] = k // (2 * reach + 1) - reach, k % (2 * reach + 1) - reach
+    return params, d[np.arange(p_count), k]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _bilinear(img, pos_y, pos_x, channels):
+    p_count, s, row = img.shape
+    out = np.empty_like(img)
+    tmp = np.empty(row, np.float32)
+    lx = np.empty(s, np.int64)
+    wx = np.empty(s, np.float32)
+    top = np.float32(s - 1)
+    for p in range(p_count):
+        for x in range(s):  # the column taps, the same for every row
+            px = min(max(pos_x[p, x], np.float32(0.0)), top)
+            lx[x] = min(int(np.floor(px)), s - 2) * channels
+            wx[x] = px - lx[x] // channels
+        for y in range(s):
+            py = min(max(pos_y[p, y], np.float32(0.0)), top)
+            ly = min(int(np.floor(py)), s - 2)
+            wy = np.float32(py - ly)
+            upper, lower = img[p, ly], img[p, ly + 1]
+            for i in range(row):  # the two source rows blended (contiguous: vectorised)
+                tmp[i] = (1 - wy) * upper[i] + wy * lower[i]
+            for x in range(s):
+                for c in range(channels):
+                    out[p, y, x * channels + c] = (1 - wx[x]) * tmp[lx[x] + c] + wx[x] * tmp[lx[x] + channels + c]
+    return out
+
+
+def bilinear_warp(img, pos_y, pos_x):
+    """(P, S, S, C) ``img`` sampled bilinearly at rows ``pos_y`` (P, S) and columns ``pos_x``
+    (P, S), positions clamped to the frame: the separable warp of ``align.warp``."""
+    p_count, s, _, channels = img.shape
+    flat = np.ascontiguousarray(img, np.float32).reshape(p_count, s, s * channels)
+    out = _bilinear(flat, np.ascontiguousarray(pos_y, np.float32), np.ascontiguousarray(pos_x, np.float32), channels)
+    return out.reshape(img.shape)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _window_mean_abs(a, b, margin, channels):
+    p_count, s, row = a.shape
+    out = np.empty(p_count, np.float32)
+    inner = s - 2 * margin
+    width = inner * channels
+    norm = np.float32(1.0 / (inner * width))
+    for p in range(p_count):
+        total = np.float32(0.0)
+        for y in range(margin, s - margin):
+            for i in range(margin * channels, margin * channels + width):
+                total += abs(a[p, y, i] - b[p, y, i])
+        out[p] = total * norm
+    return out
+
+
+def window_mean_abs(a, b, margin):
+    """Mean |a - b| per pair over the window ``margin`` pixels inside the frame."""
+    p_count, s, _, channels = a.shape
+    flat = (p_count, s, s * channels)
+    return _window_mean_abs(np.ascontiguousarray(a, np.float32).reshape(flat),
+                            np.ascontiguousarray(b, np.float32).reshape(flat), margin, channels)
