@@ -284,8 +284,10 @@ def run_curator(images: Path, project: Path, args, clock: ChildClock, engine: st
     shutil.rmtree(project, ignore_errors=True)
     subprocess.run(CURATOR + ["import", str(images), "--out", str(project)], check=True, capture_output=True)
     clock.mark()
-    cmd = CURATOR + ["analyze", str(project), "-q", "--batch-size", str(args.batch_size), "--workers", str(args.workers),
+    cmd = CURATOR + ["analyze", str(project), "-q", "--batch-size", str(args.batch_size),
                      "--runtime", args.runtime, "--engine", engine]
+    if args.workers is not None:  # else analyze's own default, what a user gets
+        cmd += ["--workers", str(args.workers)]
     if engine == "ray" and args.ray_cpus:
         cmd += ["--ray-cpus", str(args.ray_cpus)]
     if args.resolution:
@@ -311,7 +313,7 @@ def main(argv=None):
     ap.add_argument("--photos", type=int, default=0, help="use N generated ~300x200 JPEGs instead")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=None, help="analyze's --workers (default: analyze's own default)")
     ap.add_argument("--resolution", type=int, default=None, help="default: what analyze picks (96 px small, 224 photos)")
     ap.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto")
     ap.add_argument("--engines", default="local", help="comma-separated analyze engines to run interleaved: local, ray")
@@ -350,7 +352,7 @@ def main(argv=None):
                 results[tool].append(run_peer(tool, images, work, clock))
 
     kind = "JPEGs of ~300x200" if args.photos else "images of 32x32"
-    print(f"analyze of {n} {kind} at {resolution}px, batch {args.batch_size}, {args.workers} worker(s), runtime {args.runtime}")
+    print(f"analyze of {n} {kind} at {resolution}px, batch {args.batch_size}, {'default' if args.workers is None else args.workers} worker(s), runtime {args.runtime}")
     for tool in tools:
         for r in results[tool]:
             print(line(tool, n, r))

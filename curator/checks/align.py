@@ -17,8 +17,6 @@ import os
 
 import numpy as np
 
-from . import align_kernels as kernels
-
 SMOOTH_SIGMA = 1.0  # thumbnail pixels; noise averages out, strokes and edges survive
 MIN_SPREAD = 0.02  # contrast floor, so near-flat images are not blown up to pure noise
 MARGIN = 3  # border excluded from the comparison (content shifted or cropped in from outside)
@@ -27,6 +25,14 @@ MAX_SCALE = 0.25  # per-axis scale change: cropping 10% off both ends of an axis
 ASPECT_SLACK = 0.01  # log-anisotropy allowed beyond what the two canvases imply (plus their rounding)
 ITERATIONS = 3  # Gauss-Newton steps per pyramid level
 PYRAMID = (2.0,)  # extra smoothing of the coarser levels: a wider basin for 10-25% rescales
+
+
+def _kernels():
+    """The compiled loops (:mod:`align_kernels`), imported on first use: numba takes half a
+    second to import, which a run with nothing to align (an up-to-date re-run) never pays."""
+    from . import align_kernels
+
+    return align_kernels
 
 
 LEVELS = (8, 12, 16, 24)  # common resolutions below the thumbnail's at which pairs are compared
@@ -96,7 +102,7 @@ def warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
     s = img.shape[1]
     pos_y = _sample_positions(params[:, 2], params[:, 0], s)
     pos_x = _sample_positions(params[:, 3], params[:, 1], s)
-    return kernels.bilinear_warp(img, pos_y, pos_x)
+    return _kernels().bilinear_warp(img, pos_y, pos_x)
 
 
 def coverage(params: np.ndarray, s: int, bleed: float = 0.0) -> np.ndarray:
@@ -136,7 +142,7 @@ def _window(x: np.ndarray) -> np.ndarray:
 
 
 def _mean_abs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return kernels.window_mean_abs(a, b, MARGIN)
+    return _kernels().window_mean_abs(a, b, MARGIN)
 
 
 def _pool(x: np.ndarray) -> np.ndarray:
@@ -147,7 +153,7 @@ def _pool(x: np.ndarray) -> np.ndarray:
 
 def _best_whole_shift(a: np.ndarray, b: np.ndarray, reach: int = 2, margin: int = MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """The best whole-pixel shift within ``reach`` (<= margin) and its difference."""
-    return kernels.best_whole_shift(a, b, reach, margin)
+    return _kernels().best_whole_shift(a, b, reach, margin)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
