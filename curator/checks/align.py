@@ -206,24 +206,18 @@ def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = I
     grid = (np.arange(s, dtype=np.float32) - (s - 1) / 2.0)[MARGIN:-MARGIN]
     aw = _standardise(_window(a))[0]
     max_step = np.array([1.5, 1.5, 0.08, 0.08], np.float32)
+    kernels = _kernels()
 
     def cost(p):
-        return ((aw - _standardise(_window(warp(b, p)))[0]) ** 2).mean(axis=(1, 2, 3))
+        return kernels.standardised_cost(aw, warp(b, p), MARGIN)
 
     params = _constrained(params, anisotropy)
     current = cost(params)
     for _ in range(iterations):
-        bw = warp(b, params)
-        gy, gx = np.gradient(bw, axis=(1, 2))
-        bw_std, spread = _standardise(_window(bw))
-        gy, gx, r = _window(gy) / spread, _window(gx) / spread, aw - bw_std
-        # Jacobian of the warped image with respect to (ty, tx, sy, sx), per pixel and channel
-        jac = np.stack([gy, gx, gy * grid[None, :, None, None], gx * grid[None, None, :, None]], axis=-1)
-        jac = jac.reshape(len(a), -1, 4)
-        jac_t = np.swapaxes(jac, 1, 2)
-        h = jac_t @ jac + 1e-3 * np.eye(4, dtype=np.float32)
-        g = jac_t @ r.reshape(len(a), -1, 1)
-        step = np.clip(np.linalg.solve(h, g)[..., 0], -max_step, max_step)
+        # the normal equations of the Jacobian of b's standardised window with respect to
+        # (ty, tx, sy, sx) and the residual (one compiled pass, no per-pixel Jacobian array)
+        h, g = kernels.normal_equations(aw, warp(b, params), grid, MARGIN)
+        step = np.clip(np.linalg.solve(h, g[..., None])[..., 0], -max_step, max_step)
         best_params, best = params, current
         for fraction in (1.0, 0.4):
             trial = _constrained(params + fraction * step, anisotropy)

@@ -111,3 +111,107 @@ def window_mean_abs(a, b, margin):
     flat = (p_count, s, s * channels)
     return _window_mean_abs(np.ascontiguousarray(a, np.float32).reshape(flat),
                             np.ascontiguousarray(b, np.float32).reshape(flat), margin, channels)
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_stats(x, p, margin, s, channels):
+    """Mean and spread (std, floored at 1e-3) of image p's window (x: (P, S, S * C))."""
+    total = 0.0
+    count = 0
+    for y in range(margin, s - margin):
+        for i in range(margin * channels, (s - margin) * channels):
+            total += x[p, y, i]
+            count += 1
+    mean = total / count
+    sq = 0.0
+    for y in range(margin, s - margin):
+        for i in range(margin * channels, (s - margin) * channels):
+            d = x[p, y, i] - mean
+            sq += d * d
+    return mean, max(np.sqrt(sq / count), 1e-3)
+
+
+@numba.njit(cache=True, nogil=True)
+def _standardised_cost(a_std, b, margin, channels):
+    """Mean squared difference per pair between a's standardised window ``a_std``
+    (P, W, W * C) and b's window standardised (zero mean, unit spread)."""
+    p_count, s, _ = b.shape
+    out = np.empty(p_count, np.float32)
+    for p in range(p_count):
+        mean, spread = _window_stats(b, p, margin, s, channels)
+        total = 0.0
+        for y in range(margin, s - margin):
+            for i in range(margin * channels, (s - margin) * channels):
+                d = a_std[p, y - margin, i - margin * channels] - (b[p, y, i] - mean) / spread
+                total += d * d
+        out[p] = total / ((s - 2 * margin) * (s - 2 * margin) * channels)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _normal_equations(a_std, b, grid, margin, channels):
+    """Gauss-Newton system (H (P, 4, 4), g (P, 4)) of (ty, tx, sy, sx) for standardised windows:
+    per pixel the Jacobian row (gy, gx, gy * grid_y, gx * grid_x) of b's standardised window
+    (central-difference gradients, all inside the frame since margin >= 1), the residual
+    a_std - b_std; H = J^T J + 1e-3 I, g = J^T r. The pass replaces the (P, W^2 C, 4)
+    Jacobian numpy had to build."""
+    p_count, s, _ = b.shape
+    h = np.zeros((p_count, 4, 4), np.float32)
+    g = np.zeros((p_count, 4), np.float32)
+    for p in range(p_count):
+        mean, spread = _window_stats(b, p, margin, s, channels)
+        inv = 1.0 / spread
+        h00 = h01 = h02 = h03 = h11 = h12 = h13 = h22 = h23 = h33 = 0.0
+        g0 = g1 = g2 = g3 = 0.0
+        for y in range(margin, s - margin):
+            gy_pos = grid[y - margin]
+            for x in range(margin, s - margin):
+                gx_pos = grid[x - margin]
+                for c in range(channels):
+                    i = x * channels + c
+                    j0 = 0.5 * (b[p, y + 1, i] - b[p, y - 1, i]) * inv
+                    j1 = 0.5 * (b[p, y, i + channels] - b[p, y, i - channels]) * inv
+                    j2 = j0 * gy_pos
+                    j3 = j1 * gx_pos
+                    r = a_std[p, y - margin, i - margin * channels] - (b[p, y, i] - mean) * inv
+                    h00 += j0 * j0
+                    h01 += j0 * j1
+                    h02 += j0 * j2
+                    h03 += j0 * j3
+                    h11 += j1 * j1
+                    h12 += j1 * j2
+                    h13 += j1 * j3
+                    h22 += j2 * j2
+                    h23 += j2 * j3
+                    h33 += j3 * j3
+                    g0 += j0 * r
+                    g1 += j1 * r
+                    g2 += j2 * r
+                    g3 += j3 * r
+        upper = ((0, 0, h00), (0, 1, h01), (0, 2, h02), (0, 3, h03), (1, 1, h11), (1, 2, h12),
+                 (1, 3, h13), (2, 2, h22), (2, 3, h23), (3, 3, h33))
+        for u, v, value in upper:
+            h[p, u, v] = value
+            h[p, v, u] = value
+        for u in range(4):
+            h[p, u, u] += 1e-3
+        g[p, 0], g[p, 1], g[p, 2], g[p, 3] = g0, g1, g2, g3
+    return h, g
+
+
+def _flat(x):
+    p_count, s, w, channels = x.shape
+    return np.ascontiguousarray(x, np.float32).reshape(p_count, s, w * channels), channels
+
+
+def standardised_cost(a_std, b, margin):
+    """Mean squared difference between ``a_std`` (P, W, W, C), a's standardised window, and
+    the window ``margin`` inside b (P, S, S, C) standardised the same way."""
+    a_flat, channels = _flat(a_std)
+    return _standardised_cost(a_flat, _flat(b)[0], margin, channels)
+
+
+def normal_equations(a_std, b, grid, margin):
+    """(H, g) of one Gauss-Newton step, see :func:`_normal_equations`."""
+    a_flat, channels = _flat(a_std)
+    return _normal_equations(a_flat, _flat(b)[0], np.ascontiguousarray(grid, np.float64), margin, channels)
