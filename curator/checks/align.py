@@ -127,14 +127,8 @@ def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray, bleed: f
     the gain g and offset o (shared by all channels) fitted by least squares over that region:
     per-image normalisation is not crop-invariant (cutting away a black border changes an
     image's mean and contrast), this fit is."""
-    mask = coverage(params, a.shape[1], bleed) * np.ones((1, 1, 1, a.shape[3]), np.float32)
-    aw, bw = a, warp(b, params)
-    n = np.maximum(mask.sum(axis=(1, 2, 3)), 1.0)
-    ma, mb = (aw * mask).sum(axis=(1, 2, 3)) / n, (bw * mask).sum(axis=(1, 2, 3)) / n
-    da, db = (aw - ma[:, None, None, None]) * mask, (bw - mb[:, None, None, None]) * mask
-    gain = np.clip((da * db).sum(axis=(1, 2, 3)) / np.maximum((db * db).sum(axis=(1, 2, 3)), 1e-6), 0.5, 2.0)
-    diff = np.abs(da - gain[:, None, None, None] * db) * mask
-    return diff.sum(axis=(1, 2, 3)) / n
+    mask = coverage(params, a.shape[1], bleed)[..., 0]
+    return _kernels().gain_fitted_difference(a, warp(b, params), mask)
 
 
 def _window(x: np.ndarray) -> np.ndarray:

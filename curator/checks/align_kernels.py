@@ -215,3 +215,49 @@ def normal_equations(a_std, b, grid, margin):
     """(H, g) of one Gauss-Newton step, see :func:`_normal_equations`."""
     a_flat, channels = _flat(a_std)
     return _normal_equations(a_flat, _flat(b)[0], np.ascontiguousarray(grid, np.float64), margin, channels)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _gain_fitted_difference(a, bw, mask, channels):
+    p_count, s, row = a.shape
+    out = np.empty(p_count, np.float32)
+    for p in range(p_count):
+        n = 0.0
+        sa = 0.0
+        sb = 0.0
+        for y in range(s):
+            for x in range(s):
+                if mask[p, y, x] > 0:
+                    for c in range(channels):
+                        sa += a[p, y, x * channels + c]
+                        sb += bw[p, y, x * channels + c]
+                    n += channels
+        n = max(n, 1.0)
+        ma, mb = sa / n, sb / n
+        sab = 0.0
+        sbb = 0.0
+        for y in range(s):
+            for x in range(s):
+                if mask[p, y, x] > 0:
+                    for c in range(channels):
+                        da = a[p, y, x * channels + c] - ma
+                        db = bw[p, y, x * channels + c] - mb
+                        sab += da * db
+                        sbb += db * db
+        gain = min(max(sab / max(sbb, 1e-6), 0.5), 2.0)
+        total = 0.0
+        for y in range(s):
+            for x in range(s):
+                if mask[p, y, x] > 0:
+                    for c in range(channels):
+                        total += abs((a[p, y, x * channels + c] - ma) - gain * (bw[p, y, x * channels + c] - mb))
+        out[p] = total / n
+    return out
+
+
+def gain_fitted_difference(a, bw, mask):
+    """Mean |a - (g bw + o)| over the pixels where ``mask`` (P, S, S) is set, the gain g
+    (clipped to [0.5, 2]) and offset o fitted by least squares there (all channels share
+    them): :func:`curator.checks.align.masked_difference`'s arithmetic in one pass."""
+    a_flat, channels = _flat(a)
+    return _gain_fitted_difference(a_flat, _flat(bw)[0], np.ascontiguousarray(mask, np.float32), channels)
