@@ -275,6 +275,18 @@ def _weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.nda
     return v[np.minimum(np.searchsorted(cw, targets, side="left"), len(v) - 1)]
 
 
+def _percentiles_u8(gray_u8: np.ndarray, qs) -> np.ndarray:
+    """``np.percentile(gray_u8 / 255, qs)`` (linear interpolation) from the 256-bin histogram:
+    the order statistics of 8-bit values are read off the cumulative counts instead of
+    partitioning every pixel (0.6 ms per 300x200 photo)."""
+    counts = np.cumsum(np.bincount(gray_u8.ravel(), minlength=256))
+    position = np.asarray(qs, dtype=np.float64) / 100.0 * (counts[-1] - 1)
+    below = np.floor(position)
+    lower = np.searchsorted(counts, below, side="right")  # value of order statistic k: first cumcount > k
+    upper = np.searchsorted(counts, np.minimum(below + 1, counts[-1] - 1), side="right")
+    return (lower + (position - below) * (upper - lower)) / 255.0
+
+
 def _laplacian(gray: np.ndarray) -> np.ndarray:
     return (-4.0 * gray[1:-1, 1:-1] + gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:])
 
@@ -335,7 +347,7 @@ def _fine_detail(gray: np.ndarray, weight: np.ndarray | None = None) -> float:
     h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
     if min(h, w) < FINE_DETAIL_MIN_SIDE:
         return float("nan")
-    half = gray[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    half = (gray[0:h:2, 0:w:2] + gray[1:h:2, 0:w:2] + gray[0:h:2, 1:w:2] + gray[1:h:2, 1:w:2]) * 0.25
     half_weight = None if weight is None else weight[:h, :w].reshape(h // 2, 2, w // 2, 2).min(axis=(1, 3))
     fine = _laplacian_sharpness(gray, weight, 1.0)
     coarse = _laplacian_sharpness(half, half_weight, 1.0)
@@ -375,7 +387,7 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         "opacity": 1.0 if weight is None else float(weight.mean()),
     }
     if weight is None or weight.sum() < 1.0:  # (nearly) nothing visible: measure it all as is
-        lo, hi = np.percentile(gray, [1, 99])
+        lo, hi = _percentiles_u8(gray_u8, (1, 99))
         mean, spread = float(gray.mean()), float(gray.std())
         weight = None
     else:
