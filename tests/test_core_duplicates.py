@@ -380,3 +380,45 @@ def test_pairs_in_blocks_give_the_same_differences(monkeypatch):
     assert len(list(align._blocks(pairs, np.full(len(pairs), 32)))) > 10
     np.testing.assert_allclose(pair_differences(thumbs, pairs, sizes=sizes), whole, rtol=1e-5, atol=1e-6)
     assert (whole[:40] < THRESHOLD).all()
+
+
+def test_compiled_alignment_kernels_match_their_numpy_definitions():
+    """The numba loops compute what the plain numpy formulas they replaced computed: a
+    separable bilinear warp as two interpolation-matrix products, the whole-pixel shift
+    search, and the gain-fitted masked difference."""
+    from curator.checks import align, align_kernels
+
+    rng = np.random.default_rng(3)
+    p, s = 64, 20
+    for channels in (1, 3):
+        a = rng.normal(size=(p, s, s, channels)).astype(np.float32)
+        b = rng.normal(size=(p, s, s, channels)).astype(np.float32)
+        params = np.c_[rng.uniform(-3, 3, (p, 2)), rng.uniform(0.8, 1.25, (p, 2))].astype(np.float32)
+
+        def matrices(scale, shift):  # rows: the two bilinear taps of each output sample
+            pos = np.clip(align._sample_positions(scale, shift, s), 0, s - 1)
+            lo = np.minimum(np.floor(pos).astype(int), s - 2)
+            m = np.zeros((p, s, s), np.float32)
+            rows, cols = np.arange(p)[:, None], np.arange(s)[None, :]
+            m[rows, cols, lo] = 1 - (pos - lo)
+            m[rows, cols, lo + 1] += pos - lo
+            return m
+
+        my, mx = matrices(params[:, 2], params[:, 0]), matrices(params[:, 3], params[:, 1])
+        expected = np.moveaxis(my[:, None] @ np.moveaxis(b, 3, 1) @ np.swapaxes(mx, 1, 2)[:, None], 1, 3)
+        np.testing.assert_allclose(align.warp(b, params), expected, atol=1e-5)
+
+        shifted = np.roll(a, (1, -2), axis=(1, 2)) + rng.normal(0, 0.01, a.shape).astype(np.float32)
+        found, diff = align_kernels.best_whole_shift(a, shifted, 2, 3)
+        assert (found[:, 0] == 1).all() and (found[:, 1] == -2).all()
+        window = (slice(None), slice(3, s - 3), slice(3, s - 3))
+        np.testing.assert_allclose(diff, np.abs(a[window] - shifted[:, 4 : s - 2, 1 : s - 5]).mean(axis=(1, 2, 3)), atol=1e-6)
+
+        mask = align.coverage(params, s, 1.5) * np.ones((1, 1, 1, channels), np.float32)
+        bw = align.warp(b, params)
+        n = np.maximum(mask.sum(axis=(1, 2, 3)), 1)
+        da = (a - (a * mask).sum(axis=(1, 2, 3))[:, None, None, None] / n[:, None, None, None]) * mask
+        db = (bw - (bw * mask).sum(axis=(1, 2, 3))[:, None, None, None] / n[:, None, None, None]) * mask
+        gain = np.clip((da * db).sum(axis=(1, 2, 3)) / np.maximum((db * db).sum(axis=(1, 2, 3)), 1e-6), 0.5, 2)
+        expected = (np.abs(da - gain[:, None, None, None] * db) * mask).sum(axis=(1, 2, 3)) / n
+        np.testing.assert_allclose(align.masked_difference(a, b, params, 1.5), expected, atol=1e-5)

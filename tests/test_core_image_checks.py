@@ -366,3 +366,14 @@ def test_a_class_of_night_scenes_is_judged_against_itself():
     # the mirror image: pale sketches among ordinary pictures
     pale = m.assign(brightness=1 - mean, brightness_high=1 - low, brightness_low=1 - high)
     assert set(flagged(BrightCheck(), pale)) == {n_day + n_night}
+
+
+def test_histogram_percentiles_equal_numpy_percentiles():
+    from curator.imaging import _percentiles_u8
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 100, 4096):
+        for gray in (rng.integers(0, 256, n), np.clip(rng.normal(30, 5, n), 0, 255), np.full(n, 255)):
+            gray = np.asarray(gray, dtype=np.uint8)
+            expected = np.percentile(gray.astype(np.float64) / 255.0, [1, 50, 99])
+            np.testing.assert_allclose(_percentiles_u8(gray, (1, 50, 99)), expected, atol=1e-9)
