@@ -266,13 +266,16 @@ def test_clean_look_alikes_amid_a_crowd_are_not_grouped(tmp_path):
 
 
 def test_passes_tiers_peak_limit():
-    diffs = np.array([0.03, 0.03, 0.03, 0.03])
-    crowd = np.array([0.05, 0.05, 0.05, 1.0])  # the last is far from any crowd (second tier)
-    peaks = np.array([0.05, 0.5, np.nan, 0.5])
-    tiers = ((0.06, 0.7, 0.16), (0.10, 0.3, None))
-    assert passes_tiers(diffs, crowd, tiers, peaks).tolist() == [True, False, True, True]
+    diffs = np.array([0.03, 0.03, 0.03, 0.03, 0.08])
+    crowd = np.array([0.05, 0.05, 0.05, 0.1, 1.0])  # the last: second tier only (far from any crowd)
+    peaks = np.array([0.05, 0.2, np.nan, 0.2, 0.2])
+    tiers = ((0.06, 0.7, 0.15, 2.5), (0.10, 0.3, 0.3, None))
+    # over 0.15 amid a crowd at 0.05 is a look-alike; under 2.5 x a crowd at 0.1 it is not
+    assert passes_tiers(diffs, crowd, tiers, peaks).tolist() == [True, False, True, True, True]
+    assert not passes_tiers(diffs, crowd, tiers, np.full(5, 0.3))[-1]  # the second tier's own limit
     assert passes_tiers(diffs, crowd, tiers).all()  # no peaks measured: the differences decide
     assert passes_tiers(diffs, crowd, ((0.06, 0.7), (0.10, 0.3)), peaks).all()  # tiers without a limit
+    assert passes_tiers(diffs, crowd, ((0.06, 0.7, 0.15), (0.10, 0.3)), peaks).tolist() == [True, False, True, False, True]
 
 
 # ----------------------------------------------------------------------------- exact

@@ -63,24 +63,27 @@ class NearDuplicateCheck:
     similar but distinct pictures (two handwritten "1"s, two crops of one sky) sit in crowds
     of about equally close neighbours, while a copy stands out from the crowd (cleanlab's
     Datalab likewise judges a pair against the typical nearest-neighbour distance).
-    A pair verified by the first tier (amid a crowd) must also show no local difference of
-    0.16 or more (:func:`curator.checks.align.peak_difference`, the residual averaged over a
-    few pixels): two clean look-alikes (glyphs of one letter in similar fonts, handwritten
-    strokes that coincide but for a serif) can differ on average as little as a copy with
-    noise or JPEG artefacts (0.02-0.05), but all in one place, where a copy's residual is
-    spread over the picture. (A cap on the mean difference by each image's own noise level
-    was tried first: clean resized, shifted or cropped copies of 28 px digits differ by up
-    to 0.047 with no noise at all, as much as clean look-alikes.)
+    Each tier also limits the pair's peak local difference
+    (:func:`curator.checks.align.peak_difference`, the residual averaged over a few pixels):
+    two clean look-alikes (glyphs of one letter in similar fonts, handwritten strokes that
+    coincide but for a serif) can differ on average as little as a copy with noise or JPEG
+    artefacts (0.02-0.05), but all in one place, where a copy's residual is spread over the
+    picture. Amid a crowd the peak must stay below 0.15, or below 2.5 x the crowd's
+    difference where that is more (a copy whose mean difference is near the limit has a
+    peak of up to about twice it, and a crowd far enough for that is no look-alike's);
+    far from any crowd, below 0.3. (A cap on the mean difference by each image's own noise
+    level was tried first: clean resized, shifted or cropped copies of 28 px digits differ by
+    up to 0.047 with no noise at all, as much as clean look-alikes.)
     Score: 1 - difference. ``colour_matters=False`` (``curator analyze --ignore-colour``)
     compares luminance only, so a recoloured copy is a near duplicate too.
     Exact copies are left to ``exact_duplicate`` (one representative per exact group takes part)."""
 
     name = "near_duplicate"
-    # (max_difference, relative, max_peak); a pair passing any tier is verified: close in absolute
-    # terms and clearly closer than the crowd, or a little less close but far from any crowd
-    # (noise on a low-contrast photo raises the difference, the crowd stays far); the first
-    # also limits the peak local difference (max_peak; None: no limit)
-    tiers: tuple = ((0.06, 0.7, 0.16), (0.10, 0.3, None))
+    # (max_difference, relative, max_peak, relative_peak); a pair passing any tier is verified:
+    # close in absolute terms and clearly closer than the crowd, or a little less close but far
+    # from any crowd (noise on a low-contrast photo raises the difference, the crowd stays far);
+    # its peak local difference below max_peak or relative_peak x the crowd's, the larger
+    tiers: tuple = ((0.06, 0.7, 0.15, 2.5), (0.10, 0.3, 0.3, None))
     colour_matters: bool = True  # False: pictures that differ only in colour are copies too
 
     def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1) -> pd.DataFrame:
@@ -125,15 +128,18 @@ class NearDuplicateCheck:
 
 
 def passes_tiers(diffs: np.ndarray, crowd: np.ndarray, tiers: tuple, peaks: np.ndarray | None = None) -> np.ndarray:
-    """Which pairs a (max_difference, relative[, max_peak]) tier verifies: closer than
-    max_difference and than relative x the crowd's difference, and (where the tier sets a
-    max_peak and ``peaks`` are given) with no local difference of max_peak or more (see
+    """Which pairs a (max_difference, relative[, max_peak[, relative_peak]]) tier verifies:
+    closer than max_difference and than relative x the crowd's difference, and (where the
+    tier sets a max_peak and ``peaks`` are given) with a peak local difference below
+    max_peak, or below relative_peak x the crowd's difference where that is more (see
     :class:`NearDuplicateCheck`); a NaN peak (pair not refined) is not held against it."""
     ok = np.zeros(len(diffs), dtype=bool)
     for max_difference, relative, *rest in tiers:
         tier = (diffs < max_difference) & (diffs < relative * crowd)
-        if rest and rest[0] is not None and peaks is not None:
-            tier &= ~(peaks >= rest[0])
+        max_peak, relative_peak = (list(rest) + [None, None])[:2]
+        if max_peak is not None and peaks is not None:
+            limit = max_peak if relative_peak is None else np.maximum(max_peak, relative_peak * crowd)
+            tier &= ~(peaks >= limit)  # a NaN peak (not measured) passes
         ok |= tier
     return ok
 
