@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from curator.checks.align import pair_differences
-from curator.checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck
+from curator.checks.duplicates import ExactDuplicateCheck, NearDuplicateCheck, passes_tiers
 from curator.imaging import THUMB_SHAPE, Decoded, read_image, thumbnail
 
 from conftest import digit_images
@@ -49,6 +49,7 @@ def groups_of(findings) -> list[set[int]]:
 
 # ----------------------------------------------------------------------------- aligned difference
 THRESHOLD = NearDuplicateCheck().tiers[0][0]  # what a copy must meet even amid a crowd
+MAX_PEAK = NearDuplicateCheck().tiers[0][2]  # the largest local difference a copy amid a crowd may show
 
 
 def thumbs_and_sides(images):
@@ -200,6 +201,81 @@ def test_distinct_strokes_and_dark_images_are_not_close():
     assert difference(a, b) > 3 * THRESHOLD
     dim = lambda im: Image.fromarray((np.asarray(im) * 0.08).astype(np.uint8))
     assert difference(dim(a), dim(b)) > 3 * THRESHOLD
+
+
+def ticked_stroke(seed: int, ticks=(), length: int = 3, size: int = 28) -> Image.Image:
+    """A clean 28 px handwriting-like stroke (as :func:`mnist_like`) with a 1-px wide tick of
+    ``length`` px at each of the given corner points: a look-alike differing in one place."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    pts = [(int(rng.integers(5, size - 5)), int(rng.integers(4, size - 4))) for _ in range(4)]
+    img = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(img)
+    draw.line(pts, fill=255, width=3)
+    for k in ticks:
+        x, y = pts[k]
+        draw.line([(x, y), (x + length, y - length)], fill=255, width=1)
+    return img.filter(ImageFilter.GaussianBlur(0.7))
+
+
+def with_noise(img: Image.Image, sigma: float, rng) -> Image.Image:
+    return Image.fromarray(np.clip(np.asarray(img, np.float32) + rng.normal(0, sigma, (img.height, img.width)), 0, 255).astype(np.uint8))
+
+
+def test_look_alikes_differ_in_one_place_noisy_copies_everywhere():
+    """A clean stroke and the same stroke with a 3-px tick differ on average as little as the
+    stroke and its copy with noise sigma 12/255 (issue #7: glyphs of two similar fonts, two
+    coinciding handwritten digits); the tick's difference is concentrated in one place, the
+    noise's spread over the picture, which the peak of the local difference tells apart."""
+    rng = np.random.default_rng(12)
+    for seed in range(4):
+        images = [ticked_stroke(seed), ticked_stroke(seed, (0,)), with_noise(ticked_stroke(seed), 12, rng)]
+        thumbs, _ = thumbs_and_sides(images)
+        sizes = np.array([im.size for im in images])
+        diffs, peaks = pair_differences(thumbs, np.array([[0, 1], [0, 2]]), sizes=sizes, with_peaks=True)
+        assert (diffs < THRESHOLD / 2).all(), seed
+        assert peaks[0] > 1.2 * MAX_PEAK, seed  # the look-alike
+        assert peaks[1] < MAX_PEAK / 2, seed  # the noisy copy
+    # a pair that is not refined has no peak
+    _, peaks = pair_differences(thumbs, np.array([[0, 1], [0, 2]]), sizes=sizes, with_peaks=True, refine_per_image=0)
+    assert np.isnan(peaks).all()
+
+
+def test_clean_look_alikes_amid_a_crowd_are_not_grouped(tmp_path):
+    """Three clean strokes, each with a look-alike (a 3-px tick at one end) and a farther
+    variant (ticks elsewhere) as its crowd, and three strokes, each with a copy carrying noise
+    of sigma 12/255 and a variant: only the noisy copies are near duplicates. Without the peak
+    limit (the former tiers) the look-alikes are grouped too."""
+    rng = np.random.default_rng(0)
+    images, copies = [], []
+    for seed in range(3):
+        images += [ticked_stroke(seed), ticked_stroke(seed, (0,)), ticked_stroke(seed, (1, 2, 3), length=4)]
+    for seed in range(3, 6):
+        copies.append({len(images), len(images) + 1})
+        images += [ticked_stroke(seed), with_noise(ticked_stroke(seed), 12, rng), ticked_stroke(seed, (1, 2, 3), length=6)]
+    paths = []
+    for i, img in enumerate(images):
+        img.save(tmp_path / f"{i:02d}.png")
+        paths.append(tmp_path / f"{i:02d}.png")
+    metrics, thumbs = measure_files(paths)
+    pairs = all_pairs(metrics["item_id"])
+    assert groups_of(NearDuplicateCheck().find(metrics, thumbs, pairs)) == copies
+    without_peaks = NearDuplicateCheck(tiers=tuple(t[:2] for t in NearDuplicateCheck().tiers))
+    assert groups_of(without_peaks.find(metrics, thumbs, pairs)) == [{0, 1}, {3, 4}, {6, 7}] + copies
+
+
+def test_passes_tiers_peak_limit():
+    diffs = np.array([0.03, 0.03, 0.03, 0.03, 0.08])
+    crowd = np.array([0.05, 0.05, 0.05, 0.1, 1.0])  # the last: second tier only (far from any crowd)
+    peaks = np.array([0.05, 0.2, np.nan, 0.2, 0.2])
+    tiers = ((0.06, 0.7, 0.15, 2.5), (0.10, 0.3, 0.3, None))
+    # over 0.15 amid a crowd at 0.05 is a look-alike; under 2.5 x a crowd at 0.1 it is not
+    assert passes_tiers(diffs, crowd, tiers, peaks).tolist() == [True, False, True, True, True]
+    assert not passes_tiers(diffs, crowd, tiers, np.full(5, 0.3))[-1]  # the second tier's own limit
+    assert passes_tiers(diffs, crowd, tiers).all()  # no peaks measured: the differences decide
+    assert passes_tiers(diffs, crowd, ((0.06, 0.7), (0.10, 0.3)), peaks).all()  # tiers without a limit
+    assert passes_tiers(diffs, crowd, ((0.06, 0.7, 0.15), (0.10, 0.3)), peaks).tolist() == [True, False, True, False, True]
 
 
 # ----------------------------------------------------------------------------- exact

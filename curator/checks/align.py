@@ -8,7 +8,8 @@ contrast (all channels together, so colour differences stay), smooth away pixel 
 the shift and per-axis scale that best map one onto the other (a whole-pixel search, then
 Gauss-Newton / Lucas-Kanade refinement, vectorised over all pairs), and report the mean
 absolute difference that remains where both images overlap, after fitting a gain and offset,
-in units of the images' contrast.
+in units of the images' contrast, and (on request) its peak over a few pixels, which tells a
+difference in one place (a look-alike's serif) from one spread everywhere (a copy's noise).
 """
 
 from __future__ import annotations
@@ -121,14 +122,34 @@ def coverage(params: np.ndarray, s: int, bleed: float = 0.0) -> np.ndarray:
     return (iny[:, :, None] & inx[:, None, :]).astype(np.float32)[..., None]
 
 
-def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray, bleed: float = 0.0) -> np.ndarray:
+def masked_difference(a: np.ndarray, b: np.ndarray, params: np.ndarray, bleed: float = 0.0,
+                      with_peak: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Mean |a - (g warp(b) + o)| over the whole frame where the warp stays inside b (not just
     the central window: the alignment must not be able to push differences out of sight), with
     the gain g and offset o (shared by all channels) fitted by least squares over that region:
     per-image normalisation is not crop-invariant (cutting away a black border changes an
-    image's mean and contrast), this fit is."""
+    image's mean and contrast), this fit is. ``with_peak``: also return :func:`peak_difference`
+    of that residual."""
     mask = coverage(params, a.shape[1], bleed)[..., 0]
-    return _kernels().gain_fitted_difference(a, warp(b, params), mask)
+    mean, residual = _kernels().gain_fitted_difference(a, warp(b, params), mask, with_residual=with_peak)
+    return (mean, peak_difference(residual[..., None])) if with_peak else mean
+
+
+PEAK_SIGMA = 2.0  # thumbnail pixels over which a residual is averaged before its peak is taken
+
+
+def peak_difference(residual: np.ndarray) -> np.ndarray:
+    """(P,) largest local mean of |residual| ((P, S, S, C), zero outside the compared region):
+    the absolute residual averaged over channels and over a Gaussian window of PEAK_SIGMA.
+    What is left of a copy once aligned (pixel noise, JPEG blocks, resampling along every
+    edge) is spread thinly over the picture; two distinct look-alikes (glyphs of one letter
+    in two similar fonts, two handwritten strokes that coincide but for a serif or a loop)
+    differ in one place, which stands out here even where their mean difference is as
+    small as a noisy copy's."""
+    from scipy.ndimage import gaussian_filter
+
+    local = gaussian_filter(np.abs(residual).mean(axis=3), sigma=(0, PEAK_SIGMA, PEAK_SIGMA), mode="constant")
+    return local.max(axis=(1, 2))
 
 
 def _window(x: np.ndarray) -> np.ndarray:
@@ -269,7 +290,8 @@ PREFILTER = 0.3  # pairs further apart than this after whole-pixel shifts are no
 def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | None = None,
                      chunk: int = 2048, refine_per_image: int = REFINE_PER_IMAGE,
                      queries_only: bool = False, sizes: np.ndarray | None = None,
-                     colour_matters: bool = True) -> np.ndarray:
+                     colour_matters: bool = True,
+                     with_peaks: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Aligned difference of each (i, j) row of ``pairs`` (indices into ``thumbs``), symmetric:
     the smaller of aligning j onto i and i onto j (a crop enlarges in one direction only).
 
@@ -285,6 +307,8 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     only among the pairs of each first member (a test image's candidates in the training
     split), not of the second too. ``colour_matters=False``: compare luminance only, so a
     recoloured copy (grey and blue versions of one picture) counts as a copy.
+    ``with_peaks``: also return each pair's :func:`peak_difference` at its refined alignment
+    (NaN for the pairs not refined).
     """
     pairs = np.asarray(pairs, dtype=np.int64)
     anisotropy = guesses = None
@@ -299,6 +323,7 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
         levels = np.minimum(per_image[pairs[:, 0]], per_image[pairs[:, 1]])
     out = np.empty(len(pairs), dtype=np.float32)
     params = np.empty((len(pairs), 4), dtype=np.float32)
+    peaks = np.full(len(pairs), np.nan, dtype=np.float32)
     for level, block in _blocks(pairs, levels):
         inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
 
@@ -319,10 +344,10 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
             ia, ib = inverse[start : start + chunk].T
             rows = block[start : start + chunk]
             band = None if anisotropy is None else anisotropy[rows]
-            out[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed)
+            out[rows], peaks[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed)
 
         _each_chunk(refine_chunk, len(block), chunk)
-    return out
+    return (out, peaks) if with_peaks else out
 
 
 PREPARE_LIMIT = 40_000  # images whose prepared thumbnails are held at once (about 16 KB each a level)
@@ -413,12 +438,15 @@ def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray, anisotropy:
 
 
 def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray, params: np.ndarray,
-             coarse: np.ndarray, anisotropy: np.ndarray | None = None, bleed: float = 0.0) -> np.ndarray:
+             coarse: np.ndarray, anisotropy: np.ndarray | None = None,
+             bleed: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Refine the alignment of pairs (ia, ib) from ``params`` on luminance; the smaller of the
     coarse and the refined colour difference, in both directions where the first leaves a
-    visible difference. ``bleed``: see :func:`coverage`."""
+    visible difference, and the :func:`peak_difference` of the refined direction with the
+    smaller difference. ``bleed``: see :func:`coverage`."""
     forward = coarse_to_fine(lum[ia], lum[ib], params, anisotropy)
-    result = np.minimum(coarse, masked_difference(colour[ia], colour[ib], forward, bleed))
+    refined, peak = masked_difference(colour[ia], colour[ib], forward, bleed, with_peak=True)
+    result = np.minimum(coarse, refined)
     # the other direction only where this one left a visible difference (a crop aligns
     # better from the cropped side); a pair already this close needs no second opinion
     again = np.flatnonzero(result > GOOD_ENOUGH)
@@ -428,5 +456,7 @@ def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray
         scale = params[again, 2:]
         inverse = np.concatenate([-params[again, :2] / scale, 1 / scale], axis=1)  # a onto b
         backward = coarse_to_fine(lum[tb], lum[ta], inverse, flipped)
-        result[again] = np.minimum(result[again], masked_difference(colour[tb], colour[ta], backward, bleed))
-    return result
+        back, back_peak = masked_difference(colour[tb], colour[ta], backward, bleed, with_peak=True)
+        peak[again] = np.where(back < refined[again], back_peak, peak[again])
+        result[again] = np.minimum(result[again], back)
+    return result, peak

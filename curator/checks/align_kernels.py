@@ -218,8 +218,9 @@ def normal_equations(a_std, b, grid, margin):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _gain_fitted_difference(a, bw, mask, channels):
+def _gain_fitted_difference(a, bw, mask, channels, residual):
     p_count, s, row = a.shape
+    keep = residual.shape[0] == p_count
     out = np.empty(p_count, np.float32)
     for p in range(p_count):
         n = 0.0
@@ -248,16 +249,24 @@ def _gain_fitted_difference(a, bw, mask, channels):
         total = 0.0
         for y in range(s):
             for x in range(s):
+                here = 0.0
                 if mask[p, y, x] > 0:
                     for c in range(channels):
-                        total += abs((a[p, y, x * channels + c] - ma) - gain * (bw[p, y, x * channels + c] - mb))
+                        here += abs((a[p, y, x * channels + c] - ma) - gain * (bw[p, y, x * channels + c] - mb))
+                total += here
+                if keep:
+                    residual[p, y, x] = here / channels
         out[p] = total / n
     return out
 
 
-def gain_fitted_difference(a, bw, mask):
+def gain_fitted_difference(a, bw, mask, with_residual: bool = False):
     """Mean |a - (g bw + o)| over the pixels where ``mask`` (P, S, S) is set, the gain g
-    (clipped to [0.5, 2]) and offset o fitted by least squares there (all channels share
-    them): :func:`curator.checks.align.masked_difference`'s arithmetic in one pass."""
+    (clipped to [0.5, 2]) and offset o (shared by all channels) fitted by least squares
+    there: :func:`curator.checks.align.masked_difference`'s arithmetic in one pass. Returns
+    (mean (P,), the residual averaged over channels (P, S, S), 0 outside the mask, or None)."""
     a_flat, channels = _flat(a)
-    return _gain_fitted_difference(a_flat, _flat(bw)[0], np.ascontiguousarray(mask, np.float32), channels)
+    p_count, s = a.shape[0], a.shape[1]
+    residual = np.zeros((p_count, s, s) if with_residual else (0, 1, 1), np.float32)
+    mean = _gain_fitted_difference(a_flat, _flat(bw)[0], np.ascontiguousarray(mask, np.float32), channels, residual)
+    return mean, (residual if with_residual else None)

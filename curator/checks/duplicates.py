@@ -63,15 +63,27 @@ class NearDuplicateCheck:
     similar but distinct pictures (two handwritten "1"s, two crops of one sky) sit in crowds
     of about equally close neighbours, while a copy stands out from the crowd (cleanlab's
     Datalab likewise judges a pair against the typical nearest-neighbour distance).
+    Each tier also limits the pair's peak local difference
+    (:func:`curator.checks.align.peak_difference`, the residual averaged over a few pixels):
+    two clean look-alikes (glyphs of one letter in similar fonts, handwritten strokes that
+    coincide but for a serif) can differ on average as little as a copy with noise or JPEG
+    artefacts (0.02-0.05), but all in one place, where a copy's residual is spread over the
+    picture. Amid a crowd the peak must stay below 0.15, or below 2.5 x the crowd's
+    difference where that is more (a copy whose mean difference is near the limit has a
+    peak of up to about twice it, and a crowd far enough for that is no look-alike's);
+    far from any crowd, below 0.3. (A cap on the mean difference by each image's own noise
+    level was tried first: clean resized, shifted or cropped copies of 28 px digits differ by
+    up to 0.047 with no noise at all, as much as clean look-alikes.)
     Score: 1 - difference. ``colour_matters=False`` (``curator analyze --ignore-colour``)
     compares luminance only, so a recoloured copy is a near duplicate too.
     Exact copies are left to ``exact_duplicate`` (one representative per exact group takes part)."""
 
     name = "near_duplicate"
-    # (max_difference, relative) pairs; a pair passing any tier is verified: close in absolute
-    # terms and clearly closer than the crowd, or a little less close but far from any crowd
-    # (noise on a low-contrast photo raises the difference, the crowd stays far)
-    tiers: tuple = ((0.06, 0.7), (0.10, 0.3))
+    # (max_difference, relative, max_peak, relative_peak); a pair passing any tier is verified:
+    # close in absolute terms and clearly closer than the crowd, or a little less close but far
+    # from any crowd (noise on a low-contrast photo raises the difference, the crowd stays far);
+    # its peak local difference below max_peak or relative_peak x the crowd's, the larger
+    tiers: tuple = ((0.06, 0.7, 0.15, 2.5), (0.10, 0.3, 0.3, None))
     colour_matters: bool = True  # False: pictures that differ only in colour are copies too
 
     def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1) -> pd.DataFrame:
@@ -90,10 +102,11 @@ class NearDuplicateCheck:
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
         sizes = metrics.set_index("item_id")[["width", "height"]].reindex(involved).fillna(32).to_numpy()
-        diffs = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes, colour_matters=self.colour_matters)
+        diffs, peaks = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes,
+                                        colour_matters=self.colour_matters, with_peaks=True)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
-        ok = passes_tiers(diffs, crowd, self.tiers)
+        ok = passes_tiers(diffs, crowd, self.tiers, peaks)
         if not ok.any():
             return empty_findings()
         from scipy.sparse import coo_matrix
@@ -114,12 +127,20 @@ class NearDuplicateCheck:
         return _groups_to_findings(self.name, list(groups.values()), metrics, scores, group_offset, severe=False)
 
 
-def passes_tiers(diffs: np.ndarray, crowd: np.ndarray, tiers: tuple) -> np.ndarray:
-    """Which pairs a (max_difference, relative) tier verifies: closer than max_difference and
-    than relative x the crowd's difference (see :class:`NearDuplicateCheck`)."""
+def passes_tiers(diffs: np.ndarray, crowd: np.ndarray, tiers: tuple, peaks: np.ndarray | None = None) -> np.ndarray:
+    """Which pairs a (max_difference, relative[, max_peak[, relative_peak]]) tier verifies:
+    closer than max_difference and than relative x the crowd's difference, and (where the
+    tier sets a max_peak and ``peaks`` are given) with a peak local difference below
+    max_peak, or below relative_peak x the crowd's difference where that is more (see
+    :class:`NearDuplicateCheck`); a NaN peak (pair not refined) is not held against it."""
     ok = np.zeros(len(diffs), dtype=bool)
-    for max_difference, relative in tiers:
-        ok |= (diffs < max_difference) & (diffs < relative * crowd)
+    for max_difference, relative, *rest in tiers:
+        tier = (diffs < max_difference) & (diffs < relative * crowd)
+        max_peak, relative_peak = (list(rest) + [None, None])[:2]
+        if max_peak is not None and peaks is not None:
+            limit = max_peak if relative_peak is None else np.maximum(max_peak, relative_peak * crowd)
+            tier &= ~(peaks >= limit)  # a NaN peak (not measured) passes
+        ok |= tier
     return ok
 
 
@@ -143,17 +164,18 @@ def cross_split_matches(thumbs: np.ndarray, sizes: np.ndarray, pairs: np.ndarray
     (P,): which picture the reference shows (its duplicate group inside its own split, else its
     own id), so the reference split's own copies do not form a crowd. Each pair is aligned and
     compared (:func:`pair_differences`); the query's crowd is its difference to the nearest
-    *other* reference picture, and a pair is verified by the same tiers as within a project.
+    *other* reference picture, and a pair is verified by the same tiers (peak limit included)
+    as within a project.
     Only each query's two closest candidates (after the whole-pixel search) are refined.
     Returns (difference per pair, verified per pair)."""
     pairs = np.asarray(pairs, dtype=np.int64)
     if len(pairs) == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
-    diffs = pair_differences(thumbs, pairs, queries_only=True, sizes=sizes)
+    diffs, peaks = pair_differences(thumbs, pairs, queries_only=True, sizes=sizes, with_peaks=True)
     # best difference per (query, reference picture), then each query's runner-up picture
     keys = pd.DataFrame({"q": pairs[:, 0], "g": np.asarray(reference_group), "d": diffs})
     per_picture = keys.groupby(["q", "g"], sort=False)["d"].min().reset_index().sort_values(["q", "d"])
     per_picture["rank"] = per_picture.groupby("q").cumcount()
     runner_up = per_picture[per_picture["rank"] == 1].set_index("q")["d"]
     crowd = runner_up.reindex(pairs[:, 0]).fillna(np.inf).to_numpy(dtype=np.float32)
-    return diffs, passes_tiers(diffs, crowd, tiers)
+    return diffs, passes_tiers(diffs, crowd, tiers, peaks)
