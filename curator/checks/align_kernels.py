@@ -223,28 +223,23 @@ def _gain_fitted_difference(a, bw, mask, channels, residual):
     keep = residual.shape[0] == p_count
     out = np.empty(p_count, np.float32)
     for p in range(p_count):
-        n = 0.0
-        sa = 0.0
-        sb = 0.0
+        # one pass of sums (float64): the means, and the centred cross and square sums from them
+        n = sa = sb = sab = sbb = 0.0
         for y in range(s):
             for x in range(s):
                 if mask[p, y, x] > 0:
                     for c in range(channels):
-                        sa += a[p, y, x * channels + c]
-                        sb += bw[p, y, x * channels + c]
+                        va = a[p, y, x * channels + c]
+                        vb = bw[p, y, x * channels + c]
+                        sa += va
+                        sb += vb
+                        sab += va * vb
+                        sbb += vb * vb
                     n += channels
         n = max(n, 1.0)
         ma, mb = sa / n, sb / n
-        sab = 0.0
-        sbb = 0.0
-        for y in range(s):
-            for x in range(s):
-                if mask[p, y, x] > 0:
-                    for c in range(channels):
-                        da = a[p, y, x * channels + c] - ma
-                        db = bw[p, y, x * channels + c] - mb
-                        sab += da * db
-                        sbb += db * db
+        sab -= n * ma * mb
+        sbb = max(sbb - n * mb * mb, 0.0)
         gain = min(max(sab / max(sbb, 1e-6), 0.5), 2.0)
         total = 0.0
         for y in range(s):
