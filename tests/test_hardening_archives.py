@@ -366,8 +366,12 @@ def test_ctrl_c_keeps_the_part_for_the_next_run(server, tmp_path):
     env = {**os.environ, "CURATOR_MIRROR": server.url, "CURATOR_TIMEOUT": "30"}
     env.pop("CURATOR_CACHE", None)
     part = tmp_path / ".curator-cache" / "mnist" / f"{name}.part"
+    # SIGINT at its default in the child: a shell that starts the suite in the background
+    # (`bash .ci/run &`) ignores SIGINT for it, Python then installs no KeyboardInterrupt
+    # handler, and the child would sit out the stall until its 30 s timeout instead
     proc = subprocess.Popen(CURATOR + ["download", "mnist", "--dir", str(tmp_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and server.sent[path] < len(body) // 2:
         time.sleep(0.05)
