@@ -6,7 +6,8 @@ anisotropically) plus photometric noise (sensor noise, JPEG, a brightness or con
 change). Distinct pictures differ in structure. So: normalise each thumbnail's brightness and
 contrast (all channels together, so colour differences stay), smooth away pixel noise, find
 the shift and per-axis scale that best map one onto the other (a whole-pixel search, then
-Gauss-Newton / Lucas-Kanade refinement, vectorised over all pairs), and report the mean
+Gauss-Newton / Lucas-Kanade refinement over all pairs, inner loops compiled in
+:mod:`align_kernels`), and report the mean
 absolute difference that remains where both images overlap, after fitting a gain and offset,
 in units of the images' contrast, and (on request) its peak over a few pixels, which tells a
 difference in one place (a look-alike's serif) from one spread everywhere (a copy's noise).
