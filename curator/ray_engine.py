@@ -231,24 +231,41 @@ class RayEngine:
             # worker, and Ray then ends the whole process (exit 1, output unflushed), as an
             # interrupted run in the test suite did
             batches.close()
-            _join_new_threads(before, timeout=THREAD_WAIT_S)
+            _join_new_threads(before, timeout=THREAD_WAIT_S, parked_stopped=_stop_prefetchers())
 
     def close(self) -> None:
         self._cleanup()
 
 
 THREAD_WAIT_S = 30.0  # at most this long for Ray Data's iteration threads to end
-# Ray Data's block prefetcher thread parks on a condition until it is freed and makes no Ray
-# call once its iteration has stopped: waiting for it would only cost THREAD_WAIT_S
+# Ray Data's block prefetcher thread parks on a condition until its prefetcher is stopped,
+# which only a finished iteration does; an interrupted one leaves it parked (or inside
+# ray.wait, if blocks were just handed to it)
 PARKED_THREADS = ("Prefetcher",)
 
 
-def _join_new_threads(before: set, timeout: float) -> None:
-    """Wait (at most ``timeout`` s in all) for the threads started since ``before`` to end,
-    except the ones known to park harmlessly (``PARKED_THREADS``)."""
+def _stop_prefetchers() -> bool:
+    """Stop every Ray Data ``WaitBlockPrefetcher`` of this process, so that its thread ends
+    instead of parking (and can then be waited for before Ray is shut down). False where this
+    Ray version has none to find (then its threads are left parked, as before)."""
+    import gc
+
+    try:
+        from ray.data._internal.block_batching.util import WaitBlockPrefetcher
+    except ImportError:
+        return False
+    for obj in gc.get_objects():
+        if isinstance(obj, WaitBlockPrefetcher):
+            obj.stop()
+    return True
+
+
+def _join_new_threads(before: set, timeout: float, parked_stopped: bool = False) -> None:
+    """Wait (at most ``timeout`` s in all) for the threads started since ``before`` to end;
+    the ones known to park (``PARKED_THREADS``) too once their owners were stopped."""
     deadline = time.monotonic() + timeout
     for thread in set(threading.enumerate()) - before:
-        if thread.name not in PARKED_THREADS:
+        if parked_stopped or thread.name not in PARKED_THREADS:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
