@@ -15,6 +15,12 @@ import numba
 import numpy as np
 
 
+def _flat(x):
+    """(P, S, S, C) -> (P, S, S * C) contiguous float32 (each row of pixels one run), and C."""
+    p_count, s, w, channels = x.shape
+    return np.ascontiguousarray(x, np.float32).reshape(p_count, s, w * channels), channels
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _shift_differences(a, b, reach, margin, channels):
     """(P, (2 reach + 1)^2) mean |a - b shifted| per pair and shift; a, b: (P, S, S * C)."""
@@ -44,10 +50,9 @@ def best_whole_shift(a, b, reach, margin):
     |a[p] - b[p] shifted| over the window ``margin`` pixels inside the frame (the first such
     shift in (dy, dx) order on a tie). a, b: (P, S, S, C) float32. Returns (params (P, 4) =
     (dy, dx, 1, 1), difference (P,))."""
-    p_count, s, _, channels = a.shape
-    flat = (p_count, s, s * channels)
-    d = _shift_differences(np.ascontiguousarray(a, np.float32).reshape(flat),
-                           np.ascontiguousarray(b, np.float32).reshape(flat), reach, margin, channels)
+    p_count = len(a)
+    a_flat, channels = _flat(a)
+    d = _shift_differences(a_flat, _flat(b)[0], reach, margin, channels)
     k = d.argmin(axis=1)
     params = np.ones((p_count, 4), np.float32)
     params[:, 0], params[:, 1] = k // (2 * reach + 1) - reach, k % (2 * reach + 1) - reach
@@ -83,34 +88,16 @@ def _bilinear(img, pos_y, pos_x, channels):
 def bilinear_warp(img, pos_y, pos_x):
     """(P, S, S, C) ``img`` sampled bilinearly at rows ``pos_y`` (P, S) and columns ``pos_x``
     (P, S), positions clamped to the frame: the separable warp of ``align.warp``."""
-    p_count, s, _, channels = img.shape
-    flat = np.ascontiguousarray(img, np.float32).reshape(p_count, s, s * channels)
+    flat, channels = _flat(img)
     out = _bilinear(flat, np.ascontiguousarray(pos_y, np.float32), np.ascontiguousarray(pos_x, np.float32), channels)
     return out.reshape(img.shape)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _window_mean_abs(a, b, margin, channels):
-    p_count, s, row = a.shape
-    out = np.empty(p_count, np.float32)
-    inner = s - 2 * margin
-    width = inner * channels
-    norm = np.float32(1.0 / (inner * width))
-    for p in range(p_count):
-        total = np.float32(0.0)
-        for y in range(margin, s - margin):
-            for i in range(margin * channels, margin * channels + width):
-                total += abs(a[p, y, i] - b[p, y, i])
-        out[p] = total * norm
-    return out
-
-
 def window_mean_abs(a, b, margin):
-    """Mean |a - b| per pair over the window ``margin`` pixels inside the frame."""
-    p_count, s, _, channels = a.shape
-    flat = (p_count, s, s * channels)
-    return _window_mean_abs(np.ascontiguousarray(a, np.float32).reshape(flat),
-                            np.ascontiguousarray(b, np.float32).reshape(flat), margin, channels)
+    """Mean |a - b| per pair over the window ``margin`` pixels inside the frame (the shift
+    search's unshifted difference)."""
+    a_flat, channels = _flat(a)
+    return _shift_differences(a_flat, _flat(b)[0], 0, margin, channels)[:, 0]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -197,11 +184,6 @@ def _normal_equations(a_std, b, grid, margin, channels):
             h[p, u, u] += 1e-3
         g[p, 0], g[p, 1], g[p, 2], g[p, 3] = g0, g1, g2, g3
     return h, g
-
-
-def _flat(x):
-    p_count, s, w, channels = x.shape
-    return np.ascontiguousarray(x, np.float32).reshape(p_count, s, w * channels), channels
 
 
 def standardised_cost(a_std, b, margin):
