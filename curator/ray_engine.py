@@ -231,7 +231,7 @@ class RayEngine:
             # worker, and Ray then ends the whole process (exit 1, output unflushed), as an
             # interrupted run in the test suite did
             batches.close()
-            _join_new_threads(before, timeout=THREAD_WAIT_S, parked_stopped=_stop_prefetchers())
+            _join_new_threads(before, timeout=THREAD_WAIT_S, parked_stopped=_stop_prefetchers(before))
 
     def close(self) -> None:
         self._cleanup()
@@ -244,10 +244,11 @@ THREAD_WAIT_S = 30.0  # at most this long for Ray Data's iteration threads to en
 PARKED_THREADS = ("Prefetcher",)
 
 
-def _stop_prefetchers() -> bool:
-    """Stop every Ray Data ``WaitBlockPrefetcher`` of this process, so that its thread ends
-    instead of parking (and can then be waited for before Ray is shut down). False where this
-    Ray version has none to find (then its threads are left parked, as before)."""
+def _stop_prefetchers(before: set) -> bool:
+    """Stop the Ray Data ``WaitBlockPrefetcher`` objects whose threads started since
+    ``before`` (this iteration's, not those of any other iteration in the process), so that
+    their threads end instead of parking and can be waited for before Ray is shut down.
+    False where this Ray version has none to find (then its threads are left parked)."""
     import gc
 
     try:
@@ -255,7 +256,7 @@ def _stop_prefetchers() -> bool:
     except ImportError:
         return False
     for obj in gc.get_objects():
-        if isinstance(obj, WaitBlockPrefetcher):
+        if isinstance(obj, WaitBlockPrefetcher) and getattr(obj, "_thread", None) not in before:
             obj.stop()
     return True
 
