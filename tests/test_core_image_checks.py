@@ -377,3 +377,28 @@ def test_histogram_percentiles_equal_numpy_percentiles():
             gray = np.asarray(gray, dtype=np.uint8)
             expected = np.percentile(gray.astype(np.float64) / 255.0, [1, 50, 99])
             np.testing.assert_allclose(_percentiles_u8(gray, (1, 50, 99)), expected, atol=1e-9)
+
+
+def test_darkened_picture_is_dark_not_also_low_information(tmp_path):
+    """Darkening x0.12 squeezes a soft picture into a few grey levels: low entropy and
+    contrast, which alone read as low information. The tone is the finding; only a picture
+    with nothing left (one grey level) is reported as both."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:48, 0:48] / 47.0
+    pictures = []
+    for _ in range(30):
+        a, b = rng.uniform(0.2, 0.5, 2)
+        soft = 0.45 + a * 0.3 * xx + b * 0.2 * yy + rng.normal(0, 0.015, (48, 48))
+        pictures.append(np.clip(soft, 0, 1))
+    darkened = np.round(pictures[0] * 255 * 0.12).astype(np.uint8)
+    images = [Image.fromarray(np.round(p * 255).astype(np.uint8)) for p in pictures]
+    images += [Image.fromarray(darkened), Image.new("L", (48, 48), 2)]
+    m = metrics_frame(images, tmp_path)
+    dark_one, black = 30, 31
+    assert np.unique(darkened).size >= 4  # a picture, if a dim one
+    assert dark_one in flagged(LowInformationCheck(), m)  # on its own the check would report it
+    by_issue = {frame["issue"].iloc[0]: set(frame["item_id"]) for frame in run_image_checks(m) if len(frame)}
+    assert {dark_one, black} <= by_issue["dark"]
+    assert black in by_issue["low_information"]
+    assert dark_one not in by_issue["low_information"]
+    assert not by_issue["low_information"] & set(range(30))

@@ -222,7 +222,12 @@ class LowInformationCheck(ImageCheck):
     """``low_information``: almost nothing to see; grey-level entropy below ``ratio`` x the
     dataset median, contrast (std of luminance) below ``min_contrast`` (a flat image), or
     ``opacity`` (mean alpha) below ``min_opacity`` (a nearly fully transparent image).
-    Score: 1 - entropy / median entropy (1 for flat or transparent images)."""
+    Score: 1 - entropy / median entropy (1 for flat or transparent images).
+
+    Darkening or brightening squeezes the grey levels together and so lowers the entropy: an
+    image flagged ``dark`` or ``bright`` (whose contrast shrinks with its tone too) is not
+    reported again (the tone is the finding; :func:`run_image_checks`) unless it is
+    :meth:`constant` or transparent."""
 
     name = "low_information"
     ratio: float = 0.35
@@ -238,6 +243,12 @@ class LowInformationCheck(ImageCheck):
         score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
         flag = blank | (e < self.ratio * ref)
         return score, flag, blank | (e < self.severe_ratio * ref)
+
+    def constant(self, m) -> np.ndarray:
+        """Practically one grey level (contrast below a tenth of ``min_contrast``, half a grey
+        level of 255) or nearly fully transparent: nothing to see whatever the tone."""
+        opacity = m["opacity"].fillna(1.0).to_numpy() if "opacity" in m else np.ones(len(m))
+        return (m["contrast"].to_numpy() < 0.1 * self.min_contrast) | (opacity < self.min_opacity)
 
 
 def _log_deviation(values: np.ndarray) -> tuple[np.ndarray, float]:
@@ -295,5 +306,19 @@ IMAGE_CHECKS = (
 )
 
 
+TONE_DEFECTS = ("dark", "bright")
+
+
 def run_image_checks(metrics: pd.DataFrame, checks=IMAGE_CHECKS) -> list[pd.DataFrame]:
-    return [check.find(metrics) for check in checks]
+    """Every check's findings; a ``low_information`` finding on an image also flagged ``dark``
+    or ``bright`` is kept only when the image is :meth:`LowInformationCheck.constant`:
+    otherwise its low entropy and contrast are the tone defect reported twice (a photo
+    darkened x0.15 keeps its picture but squeezes it into 40 grey levels)."""
+    found = [check.find(metrics) for check in checks]
+    toned = set().union(*(set(f["item_id"]) for f in found if len(f) and f["issue"].iloc[0] in TONE_DEFECTS))
+    for i, (check, frame) in enumerate(zip(checks, found)):
+        if isinstance(check, LowInformationCheck) and len(frame) and toned:
+            rows = metrics.set_index("item_id").loc[frame["item_id"]]
+            keep = ~frame["item_id"].isin(toned).to_numpy() | check.constant(rows)
+            found[i] = frame[keep].reset_index(drop=True)
+    return found
