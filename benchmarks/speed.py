@@ -297,7 +297,9 @@ def run_curator(images: Path, project: Path, args, clock: ChildClock, engine: st
         reap_orphans()
     r["cpu"] = clock.since()
     r["rss"] = rss.peak
-    r["timings"] = json.loads((project / "curator.json").read_text())["analysis"]["timings"]
+    analysis = json.loads((project / "curator.json").read_text())["analysis"]
+    r["timings"] = analysis["timings"]
+    r["resolution"] = int(analysis["backbone_key"].rsplit("@", 1)[1])  # what analyze used (its own pick by default)
     return r
 
 
@@ -314,7 +316,8 @@ def main(argv=None):
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="analyze's --workers (default: analyze's own default)")
-    ap.add_argument("--resolution", type=int, default=None, help="default: what analyze picks (96 px small, 224 photos)")
+    ap.add_argument("--resolution", type=int, default=None,
+                    help="default: what analyze picks (96 px for small images, at most the images' own size)")
     ap.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto")
     ap.add_argument("--engines", default="local", help="comma-separated analyze engines to run interleaved: local, ray")
     ap.add_argument("--ray-cpus", type=int, default=None, help="--ray-cpus of the ray engine's runs")
@@ -331,7 +334,6 @@ def main(argv=None):
     shutil.rmtree(images, ignore_errors=True)
     n = args.photos or args.n
     (make_photos if args.photos else make_images)(images, n)
-    resolution = args.resolution or (224 if args.photos else 96)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     tools = ["curator" if e == "local" else f"curator-{e}" for e in engines]
     if args.peers:
@@ -352,7 +354,10 @@ def main(argv=None):
                 results[tool].append(run_peer(tool, images, work, clock))
 
     kind = "JPEGs of ~300x200" if args.photos else "images of 32x32"
-    print(f"analyze of {n} {kind} at {resolution}px, batch {args.batch_size}, {'default' if args.workers is None else args.workers} worker(s), runtime {args.runtime}")
+    used = sorted({r["resolution"] for tool in tools if tool.startswith("curator") for r in results[tool]})
+    resolution = args.resolution or (used[0] if used else 224)
+    pick = "" if args.resolution else " (analyze's own pick)"
+    print(f"analyze of {n} {kind} at {resolution}px{pick}, batch {args.batch_size}, {'default' if args.workers is None else args.workers} worker(s), runtime {args.runtime}")
     for tool in tools:
         for r in results[tool]:
             print(line(tool, n, r))

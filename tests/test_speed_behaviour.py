@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from PIL import Image
+
 from conftest import digit_images, run_curator, write_class_folders
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,3 +223,19 @@ def test_terminal_status_line_ticks_and_stops():
             raise RuntimeError("boom")
     assert "projection" in timings
     assert not [t for t in threading.enumerate() if t.name == "curator-stage-status"]  # no ticker left
+
+
+def test_input_resolution_follows_the_images_short_side(tmp_path):
+    """Small images get 96 px, mid-size ones their short side on the network's 32 px grid (at
+    least 160), larger ones 224: a 288x192 photo is not upscaled to 224 (0.73x the forward cost)."""
+    from curator.backbones import auto_resolution, resolution_for_side
+
+    assert [resolution_for_side(s) for s in (8, 28, 64, 65, 100, 128, 191, 192, 205, 223, 224, 480, 4000)] == \
+        [96, 96, 96, 160, 160, 160, 160, 192, 192, 192, 224, 224, 224]
+    for name, size in {"photo": (288, 192), "icon": (128, 128), "big": (640, 480), "tiny": (32, 32)}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(5):
+            Image.new("RGB", size, (i * 40, 90, 200)).save(folder / f"{i}.png")
+    picked = {name: auto_resolution(sorted((tmp_path / name).glob("*.png"))) for name in ("photo", "icon", "big", "tiny")}
+    assert picked == {"photo": 192, "icon": 160, "big": 224, "tiny": 96}
