@@ -368,10 +368,12 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
     bright. ``opacity`` is the mean alpha (1 without transparency).
     """
     small = d.picture
+    if not d.has_alpha:  # only luminance is measured: reduce one channel instead of three
+        small = small.convert("L")
     if max(small.size) > METRIC_MAX_SIDE:
-        small = small.copy()
+        small = small.copy() if small is d.picture else small
         small.thumbnail((METRIC_MAX_SIDE, METRIC_MAX_SIDE), Image.BILINEAR)
-    gray_u8 = np.asarray(small.convert("RGB").convert("L"))
+    gray_u8 = np.asarray(small if small.mode == "L" else small.convert("RGB").convert("L"))
     gray = gray_u8.astype(np.float32) / 255.0
     weight = np.asarray(small.getchannel("A"), dtype=np.float32) / 255.0 if d.has_alpha else None
     width, height = d.size
