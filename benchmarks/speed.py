@@ -385,7 +385,8 @@ def main(argv=None):
     print(f"  dataset-level stages warm (imports and JIT paid): {sum(warm.values()):.2f} s "
           f"{ {k: round(v, 2) for k, v in warm.items()} }; cold in the run: {cold:.2f} s")
     clock.mark()
-    rerun = measured(CURATOR + ["analyze", str(project), "-q"])
+    same = ["--resolution", str(args.resolution)] if args.resolution else []  # else analyze re-picks its own
+    rerun = measured(CURATOR + ["analyze", str(project), "-q", *same])
     print(f"  re-run with nothing changed: {rerun['wall']:.1f} s wall, {clock.since():.1f} CPU-s (load {rerun['load']})")
     print(f"(work files in {work})")
 
