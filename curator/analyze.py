@@ -130,8 +130,13 @@ def scan_and_embed(
     items = project.items()
     n = len(items)
     locations = [project.resolve(loc) for loc in items["location"]]
+    previous = str((project.analysis or {}).get("backbone_key") or "")
     if opts.resolution:
         resolution = int(opts.resolution)
+    elif previous.startswith(f"{opts.backbone}@"):
+        # the project keeps its input size: images added later (which may move the median
+        # size past a step of auto_resolution) must not re-embed the ones already done
+        resolution = int(previous.rsplit("@", 1)[1])
     elif opts.backbone == DEFAULT_BACKBONE:
         resolution = auto_resolution(locations)
     else:

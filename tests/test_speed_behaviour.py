@@ -239,3 +239,22 @@ def test_input_resolution_follows_the_images_short_side(tmp_path):
             Image.new("RGB", size, (i * 40, 90, 200)).save(folder / f"{i}.png")
     picked = {name: auto_resolution(sorted((tmp_path / name).glob("*.png"))) for name in ("photo", "icon", "big", "tiny")}
     assert picked == {"photo": 192, "icon": 160, "big": 224, "tiny": 96}
+
+
+def test_project_keeps_its_input_size_on_later_runs(tmp_path):
+    """An explicit --resolution (or the size picked on the first run) stays the project's: a
+    plain re-run reuses every embedding instead of re-embedding at a newly picked size."""
+    images, labels = digit_images(per_class=3)
+    write_class_folders(tmp_path / "images", images, labels)
+    project = tmp_path / "project"
+    assert run_curator("import", tmp_path / "images", "--out", project).returncode == 0
+    first = run_curator("analyze", project, "--resolution", "128", "--projection", "pca", "-q")
+    assert first.returncode == 0, first.stderr
+    again = run_curator("analyze", project, "--projection", "pca")
+    assert again.returncode == 0, again.stderr
+    assert "up to date (30 images, nothing changed)" in again.stdout, again.stdout
+    key = json.loads((project / "curator.json").read_text())["analysis"]["backbone_key"]
+    assert key == "efficientnet-lite0@128"
+    switched = run_curator("analyze", project, "--resolution", "96", "--projection", "pca", "-q")
+    assert switched.returncode == 0, switched.stderr
+    assert json.loads((project / "curator.json").read_text())["analysis"]["backbone_key"] == "efficientnet-lite0@96"
