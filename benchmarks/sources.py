@@ -89,7 +89,7 @@ def _grid_crops(img: Image.Image, size) -> list[Image.Image]:
             for y in range(y0, h - sy + 1, sy) for x in range(x0, w - sx + 1, sx)]
 
 
-def _crops_of(named: list[tuple[str, Image.Image]], size: int, side: int | None = None) -> tuple[list, list, int]:
+def _crops_of(named: list[tuple[str, Image.Image]], size, side: int | None = None) -> tuple[list, list, int]:
     """Grid crops of every named picture (reduced once to ``side`` px with Lanczos when given),
     dropping plain ones; returns images, labels and the number dropped."""
     images, labels, dropped = [], [], 0
@@ -343,8 +343,8 @@ def load_icons_128(max_items: int = 1500, seed: int = 0) -> Source:
 
 
 def load_photo_tiles(max_items: int = 1500, seed: int = 0, tile=(288, 192)) -> Source:
-    """Photo-sized 288x192 RGB tiles at native resolution (no resampling) of the MATE photographic
-    wallpapers of :func:`load_tiny_colour`, as JPEG-decoded: the ~300x200 photo case; label =
+    """Photo-sized 288x192 RGB tiles at native resolution (no resampling) of the decoded MATE
+    photographic wallpapers of :func:`load_tiny_colour`: the ~300x200 photo case; label =
     wallpaper."""
     root = Path(WALLPAPERS)
     files = [f for f in sorted(root.glob("nature/*.jpg")) + [root / "abstract" / "Elephants.jpg"] if f.exists()]

@@ -317,7 +317,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="analyze's --workers (default: analyze's own default)")
     ap.add_argument("--resolution", type=int, default=None,
-                    help="default: what analyze picks (96 px for small images, at most the images' own size)")
+                    help="default: what analyze picks (96 px for small images, else the short side on a 32 px grid, 160-224)")
     ap.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto")
     ap.add_argument("--engines", default="local", help="comma-separated analyze engines to run interleaved: local, ray")
     ap.add_argument("--ray-cpus", type=int, default=None, help="--ray-cpus of the ray engine's runs")
