@@ -219,10 +219,14 @@ class BlurryCheck(ImageCheck):
 
 @dataclass
 class LowInformationCheck(ImageCheck):
-    """``low_information``: almost nothing to see; grey-level entropy below ``ratio`` x the
-    dataset median, contrast (std of luminance) below ``min_contrast`` (a flat image), or
-    ``opacity`` (mean alpha) below ``min_opacity`` (a nearly fully transparent image).
-    Score: 1 - entropy / median entropy (1 for flat or transparent images).
+    """``low_information``: almost nothing to see. Grey-level entropy below ``ratio`` x the
+    dataset median with contrast (std of luminance) below ``contrast_ratio`` x its median,
+    entropy below ``sparse_ratio`` x the median whatever the contrast (a black frame with a
+    bright timestamp, a two-tone test card among photos), contrast below ``min_contrast`` (a flat image), or ``opacity`` (mean
+    alpha) below ``min_opacity`` (a nearly fully transparent image). Sparse content on a plain
+    background (a thin handwritten "1", line-art icons) has low entropy but full contrast: it
+    is content, not its absence. Score: 1 - entropy / median entropy (1 for flat or
+    transparent images).
 
     Darkening or brightening squeezes the grey levels together and so lowers the entropy: an
     image flagged ``dark`` or ``bright`` (whose contrast shrinks with its tone too) is not
@@ -231,6 +235,8 @@ class LowInformationCheck(ImageCheck):
 
     name = "low_information"
     ratio: float = 0.35
+    contrast_ratio: float = 0.5
+    sparse_ratio: float = 0.2
     min_contrast: float = 0.02
     min_opacity: float = 0.02
     severe_ratio: float = 0.15
@@ -238,10 +244,12 @@ class LowInformationCheck(ImageCheck):
     def score_and_flags(self, m):
         e = m["entropy"].to_numpy()
         ref = max(_median(m["entropy"]), 1e-6)
+        contrast = m["contrast"].to_numpy()
         opacity = m["opacity"].fillna(1.0).to_numpy() if "opacity" in m else np.ones(len(m))
-        blank = (m["contrast"].to_numpy() < self.min_contrast) | (opacity < self.min_opacity)
+        blank = (contrast < self.min_contrast) | (opacity < self.min_opacity)
         score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
-        flag = blank | (e < self.ratio * ref)
+        faint = contrast < self.contrast_ratio * max(_median(m["contrast"]), 1e-6)
+        flag = blank | (e < self.sparse_ratio * ref) | ((e < self.ratio * ref) & faint)
         return score, flag, blank | (e < self.severe_ratio * ref)
 
     def constant(self, m) -> np.ndarray:
