@@ -402,3 +402,21 @@ def test_darkened_picture_is_dark_not_also_low_information(tmp_path):
     assert black in by_issue["low_information"]
     assert dark_one not in by_issue["low_information"]
     assert not by_issue["low_information"] & set(range(30))
+
+
+def test_sparse_strokes_are_content_not_low_information():
+    """MNIST-like figures (measured on the quality suite's MNIST: median entropy 1.69 bits,
+    contrast 0.30): a thin "1" has a third of the usual entropy (few stroke pixels) but most
+    of the contrast; it is a digit, not an empty image. A faint smudge (low entropy and low
+    contrast) and a black frame with a small bright mark (a fifth of the entropy) are."""
+    rng = np.random.default_rng(0)
+    n = 40
+    m = pd.DataFrame({"item_id": np.arange(n + 3), "readable": 1,
+                      "entropy": np.r_[rng.normal(1.7, 0.25, n), 0.52, 0.50, 0.20],
+                      "contrast": np.r_[rng.normal(0.30, 0.04, n), 0.21, 0.05, 0.20],
+                      "opacity": 1.0})
+    thin_one, smudge, marked_frame = n, n + 1, n + 2
+    hits = flagged(LowInformationCheck(), m)
+    assert thin_one not in hits
+    assert {smudge, marked_frame} <= set(hits)
+    assert not set(hits) & set(range(n))
