@@ -220,13 +220,13 @@ class BlurryCheck(ImageCheck):
 @dataclass
 class LowInformationCheck(ImageCheck):
     """``low_information``: almost nothing to see. Grey-level entropy below ``ratio`` x the
-    dataset median with contrast (std of luminance) below ``contrast_ratio`` x its median,
+    dataset median with contrast (std of luminance) below ``contrast_ratio`` x its median;
     entropy below ``sparse_ratio`` x the median whatever the contrast (a black frame with a
-    bright timestamp, a two-tone test card among photos), contrast below ``min_contrast`` (a flat image), or ``opacity`` (mean
-    alpha) below ``min_opacity`` (a nearly fully transparent image). Sparse content on a plain
-    background (a thin handwritten "1", line-art icons) has low entropy but full contrast: it
-    is content, not its absence. Score: 1 - entropy / median entropy (1 for flat or
-    transparent images).
+    bright timestamp, a two-tone test card among photos); contrast below ``min_contrast`` (a
+    flat image); or ``opacity`` (mean alpha) below ``min_opacity`` (a nearly fully
+    transparent image). Sparse content on a plain background (a thin handwritten "1", line-art
+    icons) has low entropy but full contrast: it is content, not its absence. Score: 1 -
+    entropy / median entropy (1 for flat or transparent images).
 
     Darkening or brightening squeezes the grey levels together and so lowers the entropy: an
     image flagged ``dark`` or ``bright`` (whose contrast shrinks with its tone too) is not
@@ -245,8 +245,7 @@ class LowInformationCheck(ImageCheck):
         e = m["entropy"].to_numpy()
         ref = max(_median(m["entropy"]), 1e-6)
         contrast = m["contrast"].to_numpy()
-        opacity = m["opacity"].fillna(1.0).to_numpy() if "opacity" in m else np.ones(len(m))
-        blank = (contrast < self.min_contrast) | (opacity < self.min_opacity)
+        blank = (contrast < self.min_contrast) | (_opacity(m) < self.min_opacity)
         score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
         faint = contrast < self.contrast_ratio * max(_median(m["contrast"]), 1e-6)
         flag = blank | (e < self.sparse_ratio * ref) | ((e < self.ratio * ref) & faint)
@@ -255,8 +254,12 @@ class LowInformationCheck(ImageCheck):
     def constant(self, m) -> np.ndarray:
         """Practically one grey level (contrast below a tenth of ``min_contrast``, half a grey
         level of 255) or nearly fully transparent: nothing to see whatever the tone."""
-        opacity = m["opacity"].fillna(1.0).to_numpy() if "opacity" in m else np.ones(len(m))
-        return (m["contrast"].to_numpy() < 0.1 * self.min_contrast) | (opacity < self.min_opacity)
+        return (m["contrast"].to_numpy() < 0.1 * self.min_contrast) | (_opacity(m) < self.min_opacity)
+
+
+def _opacity(m: pd.DataFrame) -> np.ndarray:
+    """Mean alpha per row (1 where the metric is missing: an opaque image)."""
+    return m["opacity"].fillna(1.0).to_numpy() if "opacity" in m else np.ones(len(m))
 
 
 def _log_deviation(values: np.ndarray) -> tuple[np.ndarray, float]:
