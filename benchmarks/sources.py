@@ -305,20 +305,25 @@ def load_glyphs(max_items: int = 1500, seed: int = 0) -> Source:
 WALLPAPERS = "/usr/share/backgrounds/mate"
 
 
-def load_tiny_colour(max_items: int = 1500, seed: int = 0, crop: int = 256, side: int = 32) -> Source:
-    """CIFAR-like 32x32 RGB images: non-overlapping 256x256 regions of Debian's MATE photographic
-    wallpapers (nature/*.jpg and abstract/Elephants.jpg; the other MATE wallpapers are gradients),
-    each reduced once to 32x32 with a Lanczos filter; label = wallpaper. Elephants also ships at
-    two larger sizes, which would be near-duplicates, so only the base file is used."""
+def _photo_wallpapers(source: str) -> list[tuple[str, Image.Image]]:
+    """(name, RGB picture) of Debian's MATE photographic wallpapers: nature/*.jpg and
+    abstract/Elephants.jpg (the other MATE wallpapers are gradients; Elephants also ships at two
+    larger sizes, which would be near-duplicates, so only the base file is used)."""
     root = Path(WALLPAPERS)
-    files = sorted(root.glob("nature/*.jpg")) + [root / "abstract" / "Elephants.jpg"]
-    files = [f for f in files if f.exists()]
+    files = [f for f in sorted(root.glob("nature/*.jpg")) + [root / "abstract" / "Elephants.jpg"] if f.exists()]
     if not files:
-        raise _need("tiny-colour", "MATE wallpapers")
-    named = [(f.stem, Image.open(f).convert("RGB")) for f in files]
+        raise _need(source, "MATE wallpapers")
+    return [(f.stem, Image.open(f).convert("RGB")) for f in files]
+
+
+def load_tiny_colour(max_items: int = 1500, seed: int = 0, crop: int = 256, side: int = 32) -> Source:
+    """CIFAR-like 32x32 RGB images: non-overlapping 256x256 regions of the MATE photographic
+    wallpapers (:func:`_photo_wallpapers`), each reduced once to 32x32 with a Lanczos filter;
+    label = wallpaper."""
+    named = _photo_wallpapers("tiny-colour")
     images, labels, dropped = _crops_of(named, crop, side)
     return _finish("tiny-colour", images, labels,
-                   f"{side}x{side} RGB: {crop}x{crop} non-overlapping regions of {len(files)} MATE photo wallpapers "
+                   f"{side}x{side} RGB: {crop}x{crop} non-overlapping regions of {len(named)} MATE photo wallpapers "
                    f"(Debian mate-backgrounds) reduced once with Lanczos, label = wallpaper; {dropped} near-flat "
                    f"or near-black dropped", max_items, seed)
 
@@ -344,16 +349,12 @@ def load_icons_128(max_items: int = 1500, seed: int = 0) -> Source:
 
 def load_photo_tiles(max_items: int = 1500, seed: int = 0, tile=(288, 192)) -> Source:
     """Photo-sized 288x192 RGB tiles at native resolution (no resampling) of the decoded MATE
-    photographic wallpapers of :func:`load_tiny_colour`: the ~300x200 photo case; label =
+    photographic wallpapers (:func:`_photo_wallpapers`): the ~300x200 photo case; label =
     wallpaper."""
-    root = Path(WALLPAPERS)
-    files = [f for f in sorted(root.glob("nature/*.jpg")) + [root / "abstract" / "Elephants.jpg"] if f.exists()]
-    if not files:
-        raise _need("photo-tiles", "MATE wallpapers")
-    named = [(f.stem, Image.open(f).convert("RGB")) for f in files]
+    named = _photo_wallpapers("photo-tiles")
     images, labels, dropped = _crops_of(named, tile)
     return _finish("photo-tiles", images, labels,
-                   f"{tile[0]}x{tile[1]} RGB native tiles of {len(files)} MATE photo wallpapers (Debian "
+                   f"{tile[0]}x{tile[1]} RGB native tiles of {len(named)} MATE photo wallpapers (Debian "
                    f"mate-backgrounds), label = wallpaper; {dropped} near-flat or near-black dropped", max_items, seed)
 
 
