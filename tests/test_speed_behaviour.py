@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from PIL import Image
 
 from conftest import digit_images, run_curator, write_class_folders
