@@ -8,7 +8,8 @@ font glyphs, greyscale textures, tiny colour images, ...):
    near-duplicate copies (Gaussian noise sigma 4-12, 1-2 px shifts, JPEG q 60-90, resize
    0.5-2x, crops removing <= 10% of a side, small brightness/contrast changes); darkened
    (x 0.1-0.3), brightened, blurred (radius 1-2.5); label flips (5%, half to the most
-   confusable class); out-of-domain images (another source) as outliers; unreadable files;
+   confusable class); out-of-domain images as outliers (a few from each source of another
+   kind; ``--outliers cluster``: ten of one other source); unreadable files;
 2. run the real CLI: ``curator import`` -> ``analyze`` -> ``export``;
 3. run cleanvision and cleanlab's Datalab on the same files (Datalab gets curator's own
    embeddings as features) when their venv exists (``python benchmarks/peers.py --setup``);
@@ -323,17 +324,44 @@ def montage(paths: list[str], captions: list[str], out: Path, cell: int = 96, co
     sheet.save(out)
 
 
+# What "another source" means for the planted outliers: images of a different kind (characters,
+# pictures, graphics), a few from each, so that most of them are isolated. ``--outliers cluster``
+# plants ten images of one other source instead (digits, or photos into digits): a small foreign
+# cluster, which at these sizes is also an upscaled, visibly blurred image.
+DOMAINS = {"digits": "characters", "mnist": "characters", "glyphs": "characters",
+           "photos": "pictures", "tiny-colour": "pictures", "textures": "pictures", "photo-tiles": "pictures",
+           "icons": "graphics", "icons-128": "graphics"}
+N_OUTLIERS = 10
+
+
+def outlier_images(name: str, src, seed: int, kind: str = "mixed") -> list:
+    """``N_OUTLIERS`` images from other sources, in the source's mode and at its size."""
+    target, mode = src.images[0].size, src.images[0].mode
+    rng = np.random.default_rng(seed + 7)
+    if kind == "cluster":
+        others = ["digits" if name != "digits" else "photos"]
+    else:
+        others = [o for o in sources_mod.SOURCES if DOMAINS[o] != DOMAINS.get(name)]
+    pools = []
+    for other in others:
+        try:
+            pools.append(sources_mod.load_source(other, max_items=200, seed=seed + 1).images)
+        except sources_mod.SourceUnavailable:
+            continue
+    out = []
+    for k in range(N_OUTLIERS if pools else 0):
+        pool = pools[k % len(pools)]
+        img = pool[int(rng.integers(len(pool)))]
+        if img.mode == "RGBA" and mode != "RGBA":  # an icon: its picture on a neutral ground
+            ground = Image.new("RGBA", img.size, (128, 128, 128, 255))
+            img = Image.alpha_composite(ground, img)
+        out.append(img.convert(mode).resize(target, Image.BILINEAR))
+    return out
+
+
 def bench_source(name: str, args, workdir: Path, peers_mod) -> dict:
     src = sources_mod.load_source(name, max_items=args.max_items, seed=args.seed)
-    other = "digits" if name != "digits" else "photos"
-    try:
-        odd_src = sources_mod.load_source(other, max_items=200, seed=args.seed + 1)
-        rng = np.random.default_rng(args.seed + 7)
-        target = src.images[0].size
-        outliers = [odd_src.images[int(i)].convert(src.images[0].mode).resize(target, Image.BILINEAR)
-                    for i in rng.choice(len(odd_src.images), 10, replace=False)]
-    except sources_mod.SourceUnavailable:
-        outliers = []
+    outliers = outlier_images(name, src, args.seed, args.outliers)
     root = workdir / name
     images, project = root / "images", root / "project"
     shutil.rmtree(root, ignore_errors=True)
@@ -433,6 +461,9 @@ def main(argv=None):
     ap.add_argument("--max-items", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--outliers", choices=["mixed", "cluster"], default="mixed",
+                    help="planted out-of-domain images: a few from each source of another kind "
+                         "(mixed), or ten of one other source (cluster)")
     ap.add_argument("--no-peers", action="store_true", help="skip cleanvision and Datalab")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("analyze_args", nargs="*", help="extra arguments for curator analyze (after --)")
