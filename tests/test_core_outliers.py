@@ -44,3 +44,28 @@ def test_items_with_an_image_level_defect_are_not_reported_again():
     skip[[400, 401]] = True
     found = set(OutlierCheck().find(ids, sim, skip)["item_id"])
     assert found == odd - {400, 401}
+
+
+def test_a_copy_is_as_odd_as_the_least_odd_member_of_its_duplicate_group():
+    """A noisy copy of a typical image can sit far out in embedding space (noise on a 28 px
+    glyph); its typical original vouches for it. Copies of an odd image stay odd."""
+    ids, sim, odd = _dataset(n_odd=6)
+    groups = np.full(len(ids), -1)
+    groups[[3, 400]] = 0  # an odd item grouped with a typical one: the copy of a typical image
+    groups[[401, 402]] = 1  # two odd items grouped: copies of a foreign image
+    found = set(OutlierCheck().find(ids, sim, copy_group=groups)["item_id"])
+    assert found == odd - {400}
+
+
+def test_duplicate_groups_are_read_from_the_findings():
+    from curator.checks.base import Finding
+    from curator.stages.outliers import copy_groups
+
+    readable = np.array([0, 2, 3, 5, 7, 8])  # item 1, 4 and 6 unreadable
+    exact = Finding("exact_duplicate", [2, 3], [1, 1], [False, False], group_ids=[1, 1])
+    near = Finding("near_duplicate", [3, 7, 0, 8], [1, 1, 1, 1], [False] * 4, group_ids=[2, 2, 3, 3])
+    dark = Finding("dark", [5], [1], [False])
+    group = copy_groups([dark, exact, near], readable)
+    assert group[1] == group[2] == group[4] >= 0  # 2-3 exact, 3-7 near: one group
+    assert group[0] == group[5] >= 0 and group[0] != group[1]
+    assert group[3] == -1

@@ -69,7 +69,7 @@ def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> D
     status.end()
 
     status.begin("outliers")
-    findings.append(outlier_findings(readable, nbrs, skip))
+    findings.append(outlier_findings(readable, nbrs, skip, findings))
     status.end()
 
     status.begin("projection")
