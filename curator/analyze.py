@@ -52,7 +52,7 @@ class AnalyzeOptions:
     resolution: int | None = None
     device: str = "auto"
     batch_size: int = 32
-    workers: int = 1  # decode threads ahead of the CNN; 0 = inline (1: +10% img/s on 2 cores since the ONNX forward)
+    workers: int | None = None  # None: per_image.plan_threads's default (onnxruntime: a lane per core); 0 = inline
     projection: str = "umap"  # comma-separated methods; the first draws arrays/projection.npy
     runtime: str = "auto"  # auto (onnxruntime for the default backbone on CPU, else torch), onnx, torch
     embeddings: str | None = None  # the user's own embeddings file (.npy, CSV or Parquet)
@@ -223,7 +223,7 @@ def _write_results(project: Project, engine, pending: list, paths: list, emb, th
         ) from None
     bar.close()
     timings["embed_total"] = round(time.perf_counter() - t_loop, 3)
-    timings["cnn_forward"] = round(forward_s, 3)  # summed over workers on Ray
+    timings["cnn_forward"] = round(forward_s, 3)  # summed over lanes, and over workers on Ray
 
 
 def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> str:

@@ -154,9 +154,10 @@ def download(names, target_dir, list_only, force):
 @click.option("--resolution", type=int, default=None, help="Model input size in pixels (default: 96 for images of <= 64 px, else 224).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Image-decoding threads running ahead of the CNN (0 = decode inline; 1 keeps the CNN fed on 2 cores; "
-                   "try 2 for large JPEGs on more cores).")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Threads of the per-image stage. onnxruntime (the default on CPU): N lanes, each decoding and "
+                   "embedding its own batch (default: one per core); torch: N decode threads ahead of the CNN "
+                   "(default 1). 0 = everything inline, one batch at a time.")
 @click.option("--projection", default="umap", show_default=True, metavar="METHODS",
               help="2D maps to precompute, comma-separated: umap, tsne, pca (the first is the default map; "
                    "the explorer computes the others on demand).")

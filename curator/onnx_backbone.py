@@ -124,7 +124,7 @@ class OnnxBackbone:
         return self.session.run(None, {"images": batch})[0].reshape(len(batch), -1).astype(np.float32, copy=False)
 
 
-def load_onnx_backbone(resolution: int, status=None) -> OnnxBackbone:
+def load_onnx_backbone(resolution: int, status=None, threads: int | None = None) -> OnnxBackbone:
     """The default backbone on onnxruntime, exporting it first if this machine has not yet.
     Raises ImportError/RuntimeError/OSError when that is not possible (callers fall back)."""
     from .backbones import DEFAULT_BACKBONE, LITE_MEAN, LITE_STD
@@ -138,4 +138,4 @@ def load_onnx_backbone(resolution: int, status=None) -> OnnxBackbone:
                 export(resolution, path)
         else:
             export(resolution, path)
-    return OnnxBackbone(DEFAULT_BACKBONE, resolution, LITE_MEAN, LITE_STD, path)
+    return OnnxBackbone(DEFAULT_BACKBONE, resolution, LITE_MEAN, LITE_STD, path, threads=threads)

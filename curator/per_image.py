@@ -9,6 +9,7 @@ distributed, loses at most the batches in flight and resumes from the database.
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,38 @@ import numpy as np
 from .imaging import THUMB_SHAPE, ImageRecord, read_image
 
 ENGINES = ("local", "ray")
+MAX_LANES = 8  # lanes hold a batch each: memory stays bounded on a many-core machine
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_threads(workers: int | None, runtime: str) -> tuple[int, int, int | None]:
+    """(lanes, decode threads, CNN threads per forward) for ``--workers`` on a backbone run by
+    ``runtime`` ("onnxruntime" or "torch").
+
+    onnxruntime: ``workers`` lanes (default: one per core), each decoding and embedding its own
+    batch with a single-threaded forward. Parallel batches need no barrier between threads
+    each layer, so a lane that waits on a decode or on another process does not stall the
+    others: on 2 cores the per-image stage took 10.5 s instead of 12.7 s for 2,000 photos at
+    192 px (and 10-17% fewer CPU-seconds) than a 2-thread forward fed by one decode thread.
+    torch: ``workers`` decode threads ahead of its own multi-threaded forward (default 1).
+    ``workers`` = 0: decode and forward inline, one batch at a time."""
+    if workers is not None and workers < 0:
+        from .errors import CuratorError
+
+        raise CuratorError(f"--workers must be 0 or more (got {workers})")
+    if runtime != "onnxruntime":
+        return 1, 1 if workers is None else workers, None
+    if workers == 0:
+        return 1, 0, None
+    lanes = min(usable_cores() if workers is None else workers, MAX_LANES)
+    return lanes, 0, max(1, usable_cores() // lanes)
 
 
 @dataclass
@@ -76,20 +109,50 @@ def decoded_batches(paths, resolution: int, batch_size: int, threads: int):
             yield pending.popleft().result()
 
 
+def embedded_in_lanes(backbone, device: str, ids, paths, resolution: int, batch_size: int, lanes: int):
+    """Yield Results in order, ``lanes`` threads each decoding and embedding its own share of
+    the batch (``batch_size / lanes`` images: the images inside the CNN at once, which set its
+    memory, stay ``batch_size``; 2 x 32 took 0.82 GB against 0.47 GB for 2 x 16 at 192 px, for
+    the same speed). The backbone must allow concurrent forwards (an onnxruntime session does)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    share = max(1, -(-batch_size // lanes))
+
+    def work(start: int) -> Results:
+        recs = [read_image(p, resolution=resolution) for p in paths[start : start + share]]
+        return embed_records(backbone, device, ids[start : start + len(recs)], recs)
+
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="curator-lane") as pool:
+        pending = deque()
+        for start in range(0, len(paths), share):
+            pending.append(pool.submit(work, start))
+            if len(pending) > lanes:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 class LocalEngine:
-    """This process: decode threads ahead of the backbone's forward pass."""
+    """This process: ``lanes`` threads decoding and embedding batches side by side, or (one
+    lane) ``threads`` decode threads ahead of the backbone's forward pass."""
 
     name = "local"
 
-    def __init__(self, backbone, device: str, resolution: int, batch_size: int, threads: int):
+    def __init__(self, backbone, device: str, resolution: int, batch_size: int, threads: int, lanes: int = 1):
         self.backbone, self.device = backbone, device
-        self.resolution, self.batch_size, self.threads = resolution, batch_size, threads
+        self.resolution, self.batch_size, self.threads, self.lanes = resolution, batch_size, threads, lanes
         self.dim = backbone.dim
 
     def results(self, ids: Sequence[int], paths: Sequence[str]) -> Iterator[Results]:
         """Results for ``ids`` (files ``paths``), ``batch_size`` at a time, in order."""
+        paths = list(paths)
+        if self.lanes > 1:
+            yield from embedded_in_lanes(self.backbone, self.device, ids, paths, self.resolution, self.batch_size,
+                                         self.lanes)
+            return
         start = 0
-        for recs in decoded_batches(list(paths), self.resolution, self.batch_size, self.threads):
+        for recs in decoded_batches(paths, self.resolution, self.batch_size, self.threads):
             yield embed_records(self.backbone, self.device, ids[start : start + len(recs)], recs)
             start += len(recs)
 
@@ -111,8 +174,10 @@ def open_engine(opts, resolution: int, notes: list, status):
         tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
         # loading a backbone (torch: ~0.5 GB, seconds) only when there is something to embed;
         # onnxruntime (the default on CPU) spares torch altogether
-        backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes, status)
-        engine = LocalEngine(backbone, device, resolution, opts.batch_size, opts.workers)
+        backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes, status,
+                                         threads=lambda runtime: plan_threads(opts.workers, runtime)[2])
+        lanes, threads, _ = plan_threads(opts.workers, backbone.runtime)
+        engine = LocalEngine(backbone, device, resolution, opts.batch_size, threads, lanes)
     else:
         from .errors import CuratorError
 

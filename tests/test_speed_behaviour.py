@@ -257,3 +257,59 @@ def test_project_keeps_its_input_size_on_later_runs(tmp_path):
     switched = run_curator("analyze", project, "--resolution", "96", "--projection", "pca", "-q")
     assert switched.returncode == 0, switched.stderr
     assert json.loads((project / "curator.json").read_text())["analysis"]["backbone_key"] == "efficientnet-lite0@96"
+
+
+def test_thread_plan_per_runtime(monkeypatch):
+    """onnxruntime: a lane per core, each with a one-thread forward; torch: one decode thread
+    ahead of its own threads; 0: inline; never more lanes than MAX_LANES."""
+    from curator import per_image
+    from curator.errors import CuratorError
+
+    monkeypatch.setattr(per_image, "usable_cores", lambda: 2)
+    assert per_image.plan_threads(None, "onnxruntime") == (2, 0, 1)
+    assert per_image.plan_threads(1, "onnxruntime") == (1, 0, 2)
+    assert per_image.plan_threads(0, "onnxruntime") == (1, 0, None)
+    assert per_image.plan_threads(None, "torch") == (1, 1, None)
+    assert per_image.plan_threads(3, "torch") == (1, 3, None)
+    monkeypatch.setattr(per_image, "usable_cores", lambda: 64)
+    assert per_image.plan_threads(None, "onnxruntime") == (per_image.MAX_LANES, 0, 64 // per_image.MAX_LANES)
+    with pytest.raises(CuratorError, match="--workers"):
+        per_image.plan_threads(-1, "onnxruntime")
+
+
+def test_lanes_yield_every_batch_in_order(tmp_path):
+    """Lanes finish out of order (a slow forward here); the results still come in file order,
+    each embedding belonging to its own image, exactly as inline, and each lane holds its share
+    of the batch (the images inside the CNN at once stay --batch-size)."""
+    import random
+    import time as _time
+
+    import numpy as np
+
+    from curator.per_image import LocalEngine
+
+    class SlowMeans:
+        runtime, dim = "onnxruntime", 3
+
+        def prepare(self, x, device):
+            return x.astype(np.float32)
+
+        def forward(self, x):
+            _time.sleep(random.uniform(0, 0.03))
+            return x.mean(axis=(1, 2))
+
+    paths = []
+    for k in range(23):
+        p = tmp_path / f"{k:02d}.png"
+        Image.new("RGB", (8, 8), (k * 10, 255 - k * 10, (k * 37) % 256)).save(p)
+        paths.append(str(p))
+    paths.insert(5, str(tmp_path / "missing.png"))  # unreadable: zeros, still in its place
+    ids = np.arange(100, 100 + len(paths))
+    inline = list(LocalEngine(SlowMeans(), "cpu", 16, 4, threads=0).results(ids, paths))
+    lanes = list(LocalEngine(SlowMeans(), "cpu", 16, 4, threads=0, lanes=3).results(ids, paths))
+    assert max(len(r.ids) for r in lanes) == 2  # 4 images in flight, split between the lanes
+    assert np.concatenate([r.ids for r in lanes]).tolist() == ids.tolist()
+    got = np.concatenate([r.embeddings for r in lanes])
+    assert np.array_equal(got, np.concatenate([r.embeddings for r in inline]))
+    assert got[0].tolist() == [0.0, 255.0, 0.0] and got[-1].tolist() == [220.0, 35.0, (22 * 37) % 256]
+    assert not got[5].any()
