@@ -17,7 +17,7 @@ font glyphs, greyscale textures, tiny colour images, ...):
    the share of clean images flagged, and write montages of curator's false alarms and misses.
 
     python benchmarks/quality.py [--sources digits,photos,...] [--max-items 1500] [--seed 0]
-                                 [--workdir DIR] [--no-peers]
+                                 [--workdir DIR] [--no-peers] [--outliers mixed|cluster]
 """
 
 from __future__ import annotations
