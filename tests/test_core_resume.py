@@ -112,6 +112,21 @@ def test_resumed_run_gives_same_issues_as_uninterrupted(resume_runs):
     assert resume_runs["resumed"].issues == ref.issues
 
 
+def test_lanes_interrupt_resume_and_match_the_inline_run(resume_runs, tmp_path):
+    """Two lanes (each embedding half of the batch): an interruption keeps the finished
+    batches, the resumed run completes, and the issues equal those of the inline reference."""
+    proj = import_project(resume_runs["src"], tmp_path / "lanes")
+    with pytest.raises(InterruptedRun):
+        analyze(proj, _opts(workers=2, stop_after_batches=1))
+    saved = proj.db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    assert 0 < saved <= 8
+    report = analyze(proj, _opts(workers=2))
+    assert (report.processed, report.reused) == (resume_runs["n"] - saved, saved)
+    cols = ["item_id", "issue", "severity", "suggested_label", "group_id", "keep"]
+    pd.testing.assert_frame_equal(_issue_table(proj)[cols], _issue_table(resume_runs["ref"])[cols])
+    np.testing.assert_allclose(proj.embeddings(), resume_runs["ref"].embeddings(), rtol=1e-3, atol=1e-4)
+
+
 def test_changed_or_touched_image_is_the_only_one_reprocessed(resume_runs, tmp_path):
     # a private copy of the analyzed, self-contained project (copy2 keeps the mtimes)
     shutil.copytree(resume_runs["proj"].root, tmp_path / "p")
