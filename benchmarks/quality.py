@@ -348,10 +348,14 @@ def outlier_images(name: str, src, seed: int, kind: str = "mixed") -> list:
             pools.append(sources_mod.load_source(other, max_items=200, seed=seed + 1).images)
         except sources_mod.SourceUnavailable:
             continue
+    if not pools:
+        return []
+    # drawn without replacement within each source (for "cluster", the draw of earlier versions)
+    per_pool = -(-N_OUTLIERS // len(pools))
+    picks = [iter(rng.choice(len(pool), min(per_pool, len(pool)), replace=False)) for pool in pools]
     out = []
-    for k in range(N_OUTLIERS if pools else 0):
-        pool = pools[k % len(pools)]
-        img = pool[int(rng.integers(len(pool)))]
+    for k in range(N_OUTLIERS):
+        img = pools[k % len(pools)][int(next(picks[k % len(pools)]))]
         if img.mode == "RGBA" and mode != "RGBA":  # an icon: its picture on a neutral ground
             ground = Image.new("RGBA", img.size, (128, 128, 128, 255))
             img = Image.alpha_composite(ground, img)
