@@ -208,19 +208,30 @@ class ChildClock:
         return cpu
 
 
-def forward_throughput(resolution: int, batch: int, runtime: str, seconds: float = 8.0) -> float:
-    """Pure CNN forward (img/s) on random input, in a fresh process, with the runtime analyze uses."""
+def forward_throughput(resolution: int, batch: int, runtime: str, workers: int | None = None,
+                       seconds: float = 8.0) -> float:
+    """Pure CNN forward (img/s) on random input, in a fresh process, run the way analyze runs
+    it: the same runtime and, with onnxruntime, the same lanes (``per_image.plan_threads``),
+    each looping over its share of the batch; no decoding, no metrics."""
     code = f"""
-import time, numpy as np
+import threading, time, numpy as np
 from curator.backbones import tune_malloc, load_embedder
+from curator.per_image import plan_threads
 tune_malloc()
-bb, device = load_embedder("efficientnet-lite0", {resolution}, "auto", {runtime!r})
-x = bb.prepare(np.random.default_rng(0).integers(0, 255, ({batch}, {resolution}, {resolution}, 3), dtype=np.uint8), device)
+bb, device = load_embedder("efficientnet-lite0", {resolution}, "auto", {runtime!r},
+                           threads=lambda rt: plan_threads({workers!r}, rt)[2])
+lanes = plan_threads({workers!r}, bb.runtime)[0]
+share = -(-{batch} // lanes)
+x = bb.prepare(np.random.default_rng(0).integers(0, 255, (share, {resolution}, {resolution}, 3), dtype=np.uint8), device)
 bb.forward(x); bb.forward(x)
-t = time.perf_counter(); n = 0
-while time.perf_counter() - t < {seconds}:
-    bb.forward(x); n += {batch}
-print(n / (time.perf_counter() - t))
+done = [0] * lanes
+def lane(k):
+    while time.perf_counter() - t < {seconds}:
+        bb.forward(x); done[k] += share
+t = time.perf_counter()
+threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
+[th.start() for th in threads]; [th.join() for th in threads]
+print(sum(done) / (time.perf_counter() - t))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -374,7 +385,7 @@ def main(argv=None):
 
     cur = best["curator"]
     timings = cur["timings"]
-    fwd = forward_throughput(resolution, args.batch_size, args.runtime)
+    fwd = forward_throughput(resolution, args.batch_size, args.runtime, args.workers)
     print(f"  pure CNN forward {fwd:7.1f} img/s (load {load()}): end to end is {n / cur['wall'] / fwd:.2f}x of it")
     for key in ("onnx_export", "ray_start", "model_load", "embed_total", "cnn_forward", "neighbours", "duplicates", "labels",
                 "outliers", "projection", "total"):
