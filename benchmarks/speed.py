@@ -390,7 +390,8 @@ def main(argv=None):
     for key in ("onnx_export", "ray_start", "model_load", "embed_total", "cnn_forward", "neighbours", "duplicates", "labels",
                 "outliers", "projection", "total"):
         if key in timings:
-            print(f"    {key:<24} {timings[key]:7.2f} s")
+            what = " (summed over lanes / workers running side by side)" if key == "cnn_forward" else ""
+            print(f"    {key:<24} {timings[key]:7.2f} s{what}")
     warm = warm_global_stages(project)
     cold = sum(timings.get(k, 0.0) for k in warm)
     print(f"  dataset-level stages warm (imports and JIT paid): {sum(warm.values()):.2f} s "
