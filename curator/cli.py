@@ -156,7 +156,8 @@ def download(names, target_dir, list_only, force):
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Threads of the per-image stage. onnxruntime (the default on CPU): N lanes, each decoding and "
-                   "embedding its own batch (default: one per core); torch: N decode threads ahead of the CNN "
+                   "embedding its share of the batch (default: one per core, at most one per 8 images of the batch); "
+                   "torch: N decode threads ahead of the CNN "
                    "(default 1). 0 = everything inline, one batch at a time.")
 @click.option("--projection", default="umap", show_default=True, metavar="METHODS",
               help="2D maps to precompute, comma-separated: umap, tsne, pca (the first is the default map; "

@@ -260,8 +260,9 @@ def test_project_keeps_its_input_size_on_later_runs(tmp_path):
 
 
 def test_thread_plan_per_runtime(monkeypatch):
-    """onnxruntime: a lane per core, each with a one-thread forward; torch: one decode thread
-    ahead of its own threads; 0: inline; never more lanes than MAX_LANES."""
+    """onnxruntime: a lane per core, each with a one-thread forward, but no lane with fewer
+    than MIN_SHARE images of the batch; torch: one decode thread ahead of its own threads;
+    0: inline; never more lanes than MAX_LANES."""
     from curator import per_image
     from curator.errors import CuratorError
 
@@ -271,8 +272,11 @@ def test_thread_plan_per_runtime(monkeypatch):
     assert per_image.plan_threads(0, "onnxruntime") == (1, 0, None)
     assert per_image.plan_threads(None, "torch") == (1, 1, None)
     assert per_image.plan_threads(3, "torch") == (1, 3, None)
-    monkeypatch.setattr(per_image, "usable_cores", lambda: 64)
-    assert per_image.plan_threads(None, "onnxruntime") == (per_image.MAX_LANES, 0, 64 // per_image.MAX_LANES)
+    assert per_image.plan_threads(None, "onnxruntime", batch_size=8) == (1, 0, 2)  # one lane of 8, 2 threads
+    monkeypatch.setattr(per_image, "usable_cores", lambda: 16)
+    assert per_image.plan_threads(None, "onnxruntime", batch_size=32) == (4, 0, 4)  # 4 lanes of 8 images
+    assert per_image.plan_threads(None, "onnxruntime", batch_size=256) == (per_image.MAX_LANES, 0, 2)
+    assert per_image.plan_threads(16, "onnxruntime") == (per_image.MAX_LANES, 0, 2)  # asked: capped, not reduced
     with pytest.raises(CuratorError, match="--workers"):
         per_image.plan_threads(-1, "onnxruntime")
 
