@@ -43,7 +43,7 @@ def plan_threads(workers: int | None, runtime: str, batch_size: int = 32) -> tup
     17.0 s (about 15% fewer CPU-seconds) than a 2-thread forward fed by one decode thread.
     By default no more lanes than give each ``MIN_SHARE`` images of the batch (the batch is
     split between them), the cores shared out as threads of each lane's forward: 16 cores at
-    batch 32 make 4 lanes of 4 threads, not 16 one-image forwards.
+    batch 32 make 4 lanes of 4 threads, not 8 lanes of 4 images each.
     torch: ``workers`` decode threads ahead of its own multi-threaded forward (default 1).
     ``workers`` = 0: decode and forward inline, one batch at a time."""
     if workers is not None and workers < 0:
