@@ -151,6 +151,15 @@ class LocalEngine:
         self.resolution, self.batch_size, self.threads, self.lanes = resolution, batch_size, threads, lanes
         self.dim = backbone.dim
 
+    def describe(self) -> str:
+        """How the stage runs, for the progress bar: runtime, lanes or decode threads, input size."""
+        runtime = getattr(self.backbone, "runtime", "torch")
+        if self.lanes > 1:
+            how = f"{self.lanes} lanes"
+        else:
+            how = f"{self.threads} decode thread{'s' if self.threads != 1 else ''}" if self.threads else "inline"
+        return f"{runtime}, {how}, {self.resolution} px"
+
     def results(self, ids: Sequence[int], paths: Sequence[str]) -> Iterator[Results]:
         """Results for ``ids`` (files ``paths``), ``batch_size`` at a time, in order."""
         paths = list(paths)

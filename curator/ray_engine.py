@@ -163,6 +163,10 @@ class RayEngine:
         self.workers, self.gpu, self.batch_size = workers, gpu, batch_size
         self._cleanup = cleanup
 
+    def describe(self) -> str:
+        """How the stage runs, for the progress bar."""
+        return f"Ray, {self.workers} {'GPU' if self.gpu else 'CPU'} worker{'s' if self.workers != 1 else ''}"
+
     @classmethod
     def start(cls, opts, resolution: int, notes: list, status) -> "RayEngine":
         ray = check_options(opts)

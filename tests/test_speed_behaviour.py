@@ -118,6 +118,7 @@ def test_each_dataset_stage_prints_a_done_line(analyzed_cli):
         assert line.rstrip().endswith(" s"), line
     # after the per-image bar: the first stage line comes after the bar's last update
     assert err.rindex("embedding + metrics") < err.index("neighbours …")
+    assert "embedding + metrics (" in err and " px)" in err  # the bar says how it runs (runtime, lanes, size)
 
 
 def test_summary_has_one_time_line_per_stage(analyzed_cli):
