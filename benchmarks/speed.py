@@ -219,7 +219,7 @@ from curator.backbones import tune_malloc, load_embedder
 from curator.per_image import plan_threads
 tune_malloc()
 bb, device = load_embedder("efficientnet-lite0", {resolution}, "auto", {runtime!r},
-                           threads=lambda rt: plan_threads({workers!r}, rt, {batch})[2])
+                           threads=plan_threads({workers!r}, "onnxruntime", {batch})[2])
 lanes = plan_threads({workers!r}, bb.runtime, {batch})[0]
 share = -(-{batch} // lanes)
 x = bb.prepare(np.random.default_rng(0).integers(0, 255, (share, {resolution}, {resolution}, 3), dtype=np.uint8), device)

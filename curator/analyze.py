@@ -190,8 +190,7 @@ def _write_results(project: Project, engine, pending: list, paths: list, emb, th
     sql = f"INSERT OR REPLACE INTO metrics(item_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
     forward_s = 0.0
     t_loop = time.perf_counter()
-    how = engine.describe() if hasattr(engine, "describe") else engine.name
-    bar = _progress(len(pending), f"embedding + metrics ({how})", opts.progress)
+    bar = _progress(len(pending), f"embedding + metrics ({engine.describe()})", opts.progress)
     try:
         # closed on the way out, before the engine is: an engine's iteration may hold threads
         # (Ray Data's) that must stop before the engine shuts down what they use

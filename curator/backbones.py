@@ -236,7 +236,7 @@ def load_embedder(name: str, resolution: int, device: str = "auto", runtime: str
                   notes: list | None = None, status=None, threads=None):
     """(backbone, device): the default backbone on onnxruntime where it can run (CPU, runtime
     auto or onnx), else torch. ``notes`` receives a line when auto falls back to torch.
-    ``threads(runtime)``: the onnxruntime session's intra-op threads (None: one per core)."""
+    ``threads``: the onnxruntime session's intra-op threads (None: one per core)."""
     if runtime not in RUNTIMES:
         raise CuratorError(f"unknown runtime {runtime!r}: use {', '.join(RUNTIMES)}")
     if device == "auto" and cuda_impossible():
@@ -249,8 +249,7 @@ def load_embedder(name: str, resolution: int, device: str = "auto", runtime: str
         from .onnx_backbone import load_onnx_backbone
 
         try:
-            return load_onnx_backbone(resolution, status=status,
-                                      threads=threads("onnxruntime") if threads else None), device
+            return load_onnx_backbone(resolution, status=status, threads=threads), device
         except Exception as exc:  # ImportError, export or session failure: torch still works
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if runtime == "onnx":

@@ -86,6 +86,26 @@ def embed_records(backbone, device: str, ids, recs: Sequence[ImageRecord]) -> Re
     return Results(np.asarray(ids, dtype=np.int64), feats, thumbs, [dict(r.metrics) for r in recs], forward_s)
 
 
+def in_order(work, items, threads: int, name: str):
+    """Yield ``work(item)`` for each item, in order, computed on ``threads`` background threads
+    (inline when 0) with at most ``threads + 1`` results in flight, so memory stays bounded."""
+    if threads <= 0:
+        for item in items:
+            yield work(item)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def decoded_batches(paths, resolution: int, batch_size: int, threads: int):
     """Yield lists of ImageRecord, ``batch_size`` at a time, decoded ahead of use.
 
@@ -94,26 +114,9 @@ def decoded_batches(paths, resolution: int, batch_size: int, threads: int):
     not processes: forked DataLoader workers slowed the CPU forward pass 4x on this machine
     and pay IPC for every decoded pixel.
     """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     chunks = (paths[i : i + batch_size] for i in range(0, len(paths), batch_size))
-
-    def decode(chunk):
-        return [read_image(p, resolution=resolution) for p in chunk]
-
-    if threads <= 0:
-        for chunk in chunks:
-            yield decode(chunk)
-        return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="curator-decode") as pool:
-        pending = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(decode, chunk))
-            if len(pending) > threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    yield from in_order(lambda chunk: [read_image(p, resolution=resolution) for p in chunk], chunks, threads,
+                        "curator-decode")
 
 
 def embedded_in_lanes(backbone, device: str, ids, paths, resolution: int, batch_size: int, lanes: int):
@@ -121,23 +124,13 @@ def embedded_in_lanes(backbone, device: str, ids, paths, resolution: int, batch_
     the batch (``batch_size / lanes`` images: the images inside the CNN at once, which set its
     memory, stay ``batch_size``; 2 x 32 took 0.82 GB against 0.47 GB for 2 x 16 at 192 px, for
     the same speed). The backbone must allow concurrent forwards (an onnxruntime session does)."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     share = max(1, -(-batch_size // lanes))
 
     def work(start: int) -> Results:
         recs = [read_image(p, resolution=resolution) for p in paths[start : start + share]]
         return embed_records(backbone, device, ids[start : start + len(recs)], recs)
 
-    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="curator-lane") as pool:
-        pending = deque()
-        for start in range(0, len(paths), share):
-            pending.append(pool.submit(work, start))
-            if len(pending) > lanes:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    yield from in_order(work, range(0, len(paths), share), lanes, "curator-lane")
 
 
 class LocalEngine:
@@ -190,8 +183,9 @@ def open_engine(opts, resolution: int, notes: list, status):
         tune_malloc()  # OpenMP threads already do not spin: see curator/native_env.py
         # loading a backbone (torch: ~0.5 GB, seconds) only when there is something to embed;
         # onnxruntime (the default on CPU) spares torch altogether
+        _, _, forward_threads = plan_threads(opts.workers, "onnxruntime", opts.batch_size)
         backbone, device = load_embedder(opts.backbone, resolution, opts.device, opts.runtime, notes, status,
-                                         threads=lambda runtime: plan_threads(opts.workers, runtime, opts.batch_size)[2])
+                                         threads=forward_threads)
         lanes, threads, _ = plan_threads(opts.workers, backbone.runtime, opts.batch_size)
         engine = LocalEngine(backbone, device, resolution, opts.batch_size, threads, lanes)
     else:
