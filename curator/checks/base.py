@@ -27,3 +27,8 @@ def Finding(issue: str, item_ids, scores, severe, suggested=None, group_ids=None
 
 def empty_findings() -> pd.DataFrame:
     return pd.DataFrame(columns=FINDING_COLUMNS)
+
+
+def flagged_items(findings: list, issues) -> set:
+    """Item ids that any of ``findings`` (one frame per check) flags with one of ``issues``."""
+    return set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in issues))

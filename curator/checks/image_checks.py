@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .base import Finding
+from .base import Finding, flagged_items
 
 
 def _median(values: pd.Series) -> float:
@@ -326,7 +326,7 @@ def run_image_checks(metrics: pd.DataFrame, checks=IMAGE_CHECKS) -> list[pd.Data
     otherwise its low entropy and contrast are the tone defect reported twice (a photo
     darkened x0.15 keeps its picture but squeezes it into 40 grey levels)."""
     found = [check.find(metrics) for check in checks]
-    toned = set().union(*(set(f["item_id"]) for f in found if len(f) and f["issue"].iloc[0] in TONE_DEFECTS))
+    toned = flagged_items(found, TONE_DEFECTS)
     for i, (check, frame) in enumerate(zip(checks, found)):
         if isinstance(check, LowInformationCheck) and len(frame) and toned:
             rows = metrics.set_index("item_id").loc[frame["item_id"]]

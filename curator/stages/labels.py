@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks.base import flagged_items
 from ..checks.labels import LabelIssueCheck, choose_label_features
 from ..native_env import single_threaded_blas
 from .. import neighbors
@@ -39,8 +40,7 @@ def choose_features(candidates: dict, labels: np.ndarray, limit: int | None = No
 
 def defect_mask(findings: list, readable: np.ndarray) -> np.ndarray:
     """Which readable items have an image-level defect (``DEFECTS``) among ``findings``."""
-    defective = set().union(*(set(f["item_id"]) for f in findings if len(f) and f["issue"].iloc[0] in DEFECTS))
-    return np.isin(readable, list(defective))
+    return np.isin(readable, list(flagged_items(findings, DEFECTS)))
 
 
 def label_findings(spaces, base: str, labels: np.ndarray, classes, readable: np.ndarray, skip: np.ndarray):
