@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from curator.checks.image_checks import (
     IMAGE_CHECKS,
@@ -420,3 +420,30 @@ def test_sparse_strokes_are_content_not_low_information():
     assert thin_one not in hits
     assert {smudge, marked_frame} <= set(hits)
     assert not set(hits) & set(range(n))
+
+
+def test_blurred_thin_strokes_are_blurry_not_also_dark(tmp_path):
+    """Blur spreads a thin stroke's light: the brightest 1% falls (a third of its class's),
+    the mean does not. Such an image is blurry, not dark; a darkened one is dark, and one
+    both blurred and darkened (its mean down too) is both."""
+    rng = np.random.default_rng(0)
+
+    def strokes(width):
+        image = Image.new("L", (28, 28), 0)
+        draw = ImageDraw.Draw(image)
+        for _ in range(2):
+            x0, _, x1, _ = rng.integers(4, 24, 4)
+            draw.line([(int(x0), 4), (int(x1), 24)], fill=255, width=width)
+        return image
+
+    clean = [strokes(int(rng.integers(3, 5))) for _ in range(40)]
+    thin = strokes(2)
+    blurred = thin.filter(ImageFilter.GaussianBlur(3.0))
+    darkened = Image.fromarray((np.asarray(clean[0]) * 0.2).astype(np.uint8))
+    both = Image.fromarray((np.asarray(clean[1].filter(ImageFilter.GaussianBlur(2.0))) * 0.2).astype(np.uint8))
+    m = metrics_frame(clean + [thin, blurred, darkened, both], tmp_path)
+    thin_id, blurred_id, darkened_id, both_id = 40, 41, 42, 43
+    assert blurred_id in flagged(DarkCheck(), m)  # by its peaks alone it reads as dim
+    by_issue = {frame["issue"].iloc[0]: set(frame["item_id"]) for frame in run_image_checks(m) if len(frame)}
+    assert by_issue["blurry"] == {blurred_id, both_id}
+    assert by_issue["dark"] == {darkened_id, both_id}
