@@ -447,3 +447,22 @@ def test_blurred_thin_strokes_are_blurry_not_also_dark(tmp_path):
     by_issue = {frame["issue"].iloc[0]: set(frame["item_id"]) for frame in run_image_checks(m) if len(frame)}
     assert by_issue["blurry"] == {blurred_id, both_id}
     assert by_issue["dark"] == {darkened_id, both_id}
+
+
+def test_strongly_blurred_image_is_blurry_whatever_its_look_alikes():
+    """Bold 28 px glyphs are soft (little edge energy for their area), so a blurred "8"
+    among them keeps more than half of its look-alikes' sharpness; at less than
+    ``neighbour_floor`` (0.15) of the dataset's median it is blurry all the same, while the
+    bold ones, at a fifth of the median, stay clean."""
+    n_sharp, n_bold = 60, 12
+    sharp = np.linspace(0.9, 1.1, n_sharp)
+    bold = np.linspace(0.19, 0.22, n_bold)
+    m = pd.DataFrame({"item_id": np.arange(n_sharp + n_bold + 2), "readable": 1,
+                      "sharpness": np.r_[sharp, bold, 0.12, 0.16],
+                      "sharpness_reference": np.r_[np.ones(n_sharp), np.full(n_bold + 2, 0.2)],
+                      "fine_detail": np.r_[np.full(n_sharp, 1.0), np.full(n_bold, 0.8), 0.29, 0.29],
+                      "contrast": 0.3})
+    blurred, soft = n_sharp + n_bold, n_sharp + n_bold + 1
+    hits = flagged(BlurryCheck(), m)
+    assert blurred in hits
+    assert soft not in hits and not set(hits) & set(range(n_sharp + n_bold))

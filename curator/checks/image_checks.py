@@ -169,7 +169,8 @@ class BlurryCheck(ImageCheck):
     images of other classes, nor a soft crop of a sharp class because its look-alikes are
     sharp. Flagged
     when sharpness < ``local_ratio`` x that reference AND < ``global_ratio`` x the dataset
-    median (without a local reference, < ``fallback_ratio`` x the dataset median), AND, for
+    median, or < ``neighbour_floor`` x the dataset median whatever the reference (strongly
+    blurred; without a local reference, < ``fallback_ratio`` x the dataset median), AND, for
     images of at least 24 px, fine_detail < ``detail_ratio`` x its dataset median or below
     ``detail_floor``: clean graphics with large flat areas (icons, line art) have low
     sharpness but crisp edges. (fine_detail runs from about 0.25 for content much smoother
@@ -217,7 +218,10 @@ class BlurryCheck(ImageCheck):
         textured = m["contrast"].to_numpy() >= self.min_contrast
         if "sharpness_reference" in m and m["sharpness_reference"].notna().any():
             ref = np.maximum(m["sharpness_reference"].fillna(median).to_numpy(), 1e-6)
-            flag = (s < self.local_ratio * ref) & (s < self.global_ratio * median)
+            # below neighbour_floor x the dataset median an image is strongly blurred whatever
+            # its look-alikes (bold 28 px glyphs are soft, so a blurred "8" among them kept
+            # 0.56-0.79 of its reference at 0.11-0.14 of the dataset's median)
+            flag = ((s < self.local_ratio * ref) & (s < self.global_ratio * median)) | (s < self.neighbour_floor * median)
         else:
             ref = np.full(len(s), median)
             flag = s < self.fallback_ratio * median
