@@ -35,7 +35,7 @@ from .project import DATABASE, INCOMPLETE, Project
 from .projector import MapSpec, clear_cache, load_user_embeddings, parse_methods, save_map
 from .shell import command
 from .stage_status import StageStatus
-from .stages import DatasetInputs, run_stages, warmup
+from .stages import DatasetInputs, run_stages
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
 ANALYSIS_VERSION = "11"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items; 11: blur before tone, strongly blurred)
@@ -166,7 +166,6 @@ def scan_and_embed(
         # made (or its free space checked) before the mark: a refusal up front changes nothing
         thumbs, _ = open_array(thumbs_path, (n, *THUMB_SHAPE), np.uint8, recreate=thumbs_problem is not None)
         project.mark_analysis_started()
-        warmup.start(parse_methods(opts.projection))  # the dataset stages' imports, beside the per-image stage
         with open_engine(opts, resolution, notes, StageStatus(timings, enabled=opts.progress)) as engine:
             timings["model_load"] = round(
                 time.perf_counter() - t0 - timings.get("onnx_export", 0.0) - timings.get("ray_start", 0.0), 3)

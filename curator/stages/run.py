@@ -16,7 +16,6 @@ from .labels import class_indices, defect_mask, label_findings
 from .maps import draw_maps, known_graphs
 from .neighbours import find_neighbours, neighbour_table
 from .outliers import outlier_findings
-from . import warmup
 
 
 @dataclass
@@ -46,7 +45,6 @@ class DatasetResults:
 
 def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> DatasetResults:
     status = StageStatus(timings, enabled=progress)
-    warmup.wait()  # imports begun beside the per-image stage (if any)
     metrics = inputs.metrics
     n = len(metrics)
     readable = metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()
