@@ -318,7 +318,7 @@ def _laplacian_sharpness(gray: np.ndarray, weight: np.ndarray | None = None, spr
     return float(lap.std() / spread)
 
 
-def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, picture: Image.Image) -> tuple[float, float]:
+def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, flat: np.ndarray | None) -> tuple[float, float]:
     """(sharpness, fine_detail). A transparent picture is measured inside its opaque part, and
     also with its outline against the neutral background, keeping the sharper of the two
     (sharpness and its fine_detail together): a
@@ -328,7 +328,6 @@ def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, pi
     alone was not enough: composited on white, a darkened icon read as soft.)"""
     if weight is None:
         return _laplacian_sharpness(gray, weight, spread), _fine_detail(gray, weight)
-    flat = np.asarray(on_background(picture).convert("L"), dtype=np.float32) / 255.0
     outline = _laplacian_sharpness(flat), _fine_detail(flat)
     if _interior(weight).sum() < MIN_INTERIOR:
         return outline
@@ -365,7 +364,10 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
 
     With transparency every photometric metric is alpha-weighted: fully transparent pixels do
     not count, so a dark icon is dark and a light icon on a transparent background is not
-    bright. ``opacity`` is the mean alpha (1 without transparency).
+    bright. ``opacity`` is the mean alpha (1 without transparency). ``outline_contrast`` and
+    ``outline_entropy`` measure the picture as shown, composited on the neutral grey (equal to
+    ``contrast`` and ``entropy`` without transparency): a one-colour symbolic icon has no
+    contrast inside, but its silhouette is its content.
     """
     small = d.picture
     if not d.has_alpha:  # only luminance is measured: reduce one channel instead of three
@@ -397,7 +399,14 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         lo, hi = _weighted_percentiles(gray.ravel(), flat_w, [1, 99])
         mean = float(np.average(gray, weights=weight))
         spread = float(np.sqrt(np.average((gray - mean) ** 2, weights=weight)))
-    sharpness, fine_detail = _edge_metrics(gray, weight, spread, small)
+    entropy = _entropy(gray_u8, weight)
+    if weight is None:
+        flat, outline_contrast, outline_entropy = None, spread, entropy
+    else:  # as shown: on the neutral grey, where a one-colour silhouette has its shape to show
+        flat_u8 = np.asarray(on_background(small).convert("L"))
+        flat = flat_u8.astype(np.float32) / 255.0
+        outline_contrast, outline_entropy = float(flat.std()), _entropy(flat_u8)
+    sharpness, fine_detail = _edge_metrics(gray, weight, spread, flat)
     metrics.update(
         brightness=mean,
         brightness_high=float(hi),
@@ -405,7 +414,9 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         contrast=spread,
         sharpness=sharpness,
         fine_detail=fine_detail,
-        entropy=_entropy(gray_u8, weight),
+        entropy=entropy,
+        outline_contrast=outline_contrast,
+        outline_entropy=outline_entropy,
     )
     return metrics
 

@@ -35,6 +35,8 @@ METRIC_COLUMNS = {
     "sharpness": "REAL",
     "fine_detail": "REAL",
     "entropy": "REAL",
+    "outline_contrast": "REAL",
+    "outline_entropy": "REAL",
     "aspect_ratio": "REAL",
     "area": "REAL",
     "opacity": "REAL",

@@ -174,3 +174,39 @@ def test_smoothly_filled_shapes_are_judged_by_their_outline(icon_set, tmp_path):
     found = flagged(BlurryCheck(), both)
     assert not found & set(range(len(m), len(m) + 6))
     assert len(m) + 6 in found
+
+
+def symbolic(seed: int, paint=(0, 0, 0), size: int = 48) -> Image.Image:
+    """A symbolic icon (Adwaita's ``*-symbolic`` style): shapes in one flat paint on
+    transparency, so the inside has one grey level and the silhouette is the content."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    for _ in range(3):
+        x0, y0 = (int(v) for v in rng.integers(4, size // 2, 2))
+        x1, y1 = x0 + int(rng.integers(8, size // 2)), y0 + int(rng.integers(8, size // 2))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=paint + (255,))
+    return img
+
+
+@pytest.mark.parametrize("paint, tone", [((0, 0, 0), DarkCheck), ((255, 255, 255), BrightCheck)])
+def test_a_symbolic_icon_set_is_neither_dark_bright_nor_empty(tmp_path, paint, tone):
+    """Adwaita's 648 symbolic icons, class per folder, were 617 `dark` and 620
+    `low_information`: black paint has no contrast inside. Their shapes show on the grey they
+    are displayed on, so they are content and not a black (or, painted white, a white)
+    frame; an icon with nothing opaque is still empty."""
+    icons = [symbolic(seed, paint) for seed in range(30)]
+    empty = Image.new("RGBA", (48, 48), paint + (0,))
+    m = metrics_of(icons + [empty], tmp_path)
+    assert (m["contrast"].iloc[:30] < 0.02).all()  # flat inside: the shape is all there is
+    assert flagged(tone(), m) <= {30}  # (the empty one may be reported by its colour too)
+    assert flagged(LowInformationCheck(), m) == {30}
+
+
+def test_a_black_symbolic_icon_among_colour_icons_is_content(tmp_path):
+    """Among colour icons a black-painted one is darker than usual (reported `dark`, as
+    photometry cannot tell it from a darkened icon) but not empty."""
+    images = [icon(seed) for seed in range(30)] + [symbolic(99)]
+    m = metrics_of(images, tmp_path)
+    assert 30 not in flagged(LowInformationCheck(), m)
+    assert 30 in flagged(DarkCheck(), m)

@@ -84,7 +84,8 @@ class DarkCheck(ImageCheck):
     Flagged when brightness_high < ``ratio`` x dataset median AND < ``absolute_max`` AND the
     mean brightness < ``mean_ratio`` x the lower of the dataset's and its class's median mean
     (a blurred thin stroke is dim next to bold ones, not next to its own class), or when brightness_high is
-    below ``always_below`` whatever the dataset (a practically black image). The 99th
+    below ``always_below`` whatever the dataset (a practically black image; not a transparent
+    picture whose silhouette shows on the grey: symbolic icons are painted black). The 99th
     percentile keeps MNIST-style images (black background, white strokes) clean; the mean
     keeps blurred ones clean (blur lowers the peaks, but not the mean, while darkening lowers
     both). On an image also flagged ``blurry`` the mean must be below ``blurred_mean_ratio``
@@ -107,11 +108,16 @@ class DarkCheck(ImageCheck):
 
     def score_and_flags(self, m):
         v = m["brightness_high"].to_numpy()
-        ref = max(_median(m["brightness_high"]), 1e-6)
+        typical = _median(m["brightness_high"])
+        ref = max(typical, 1e-6)
+        # where the typical image is itself practically black (symbolic icons painted black),
+        # nothing is darker than usual: only the absolute rule speaks
+        relative = typical >= self.always_below
         dim = self.tone_shift(m) < self.mean_ratio
         score = np.clip(1.0 - v / ref, 0.0, 1.0)
-        flag = ((v < self.ratio * ref) & (v < self.absolute_max) & dim) | (v < self.always_below)
-        severe = flag & ((v < self.severe_ratio * ref) | (v < self.always_below))
+        black = (v < self.always_below) & ~_silhouette(m)
+        flag = ((v < self.ratio * ref) & (v < self.absolute_max) & dim & relative) | black
+        severe = flag & ((v < self.severe_ratio * ref) | black)
         return score, flag, severe
 
 
@@ -126,7 +132,8 @@ class BrightCheck(ImageCheck):
     the mean headroom (1 - mean brightness) < ``mean_ratio`` x the lower of its dataset and
     class medians (blur
     raises the 1st percentile of a dark-background image, not its mean), or when headroom <
-    ``always_below`` (a practically white image); on an image also flagged ``blurry``, the
+    ``always_below`` (a practically white image, unless a transparent picture whose silhouette
+    shows); on an image also flagged ``blurry``, the
     mean headroom must be below ``blurred_mean_ratio`` x that reference
     (:func:`run_image_checks`). Score: 1 - headroom / median.
     """
@@ -146,11 +153,14 @@ class BrightCheck(ImageCheck):
 
     def score_and_flags(self, m):
         headroom = 1.0 - m["brightness_low"].to_numpy()
-        ref = max(float(np.median(headroom)), 1e-6)
+        typical = float(np.nanmedian(headroom))
+        ref = max(typical, 1e-6)
+        relative = typical >= self.always_below  # (as for dark: white-painted symbolic icons)
         light = self.tone_shift(m) < self.mean_ratio
         score = np.clip(1.0 - headroom / ref, 0.0, 1.0)
-        flag = ((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light) | (headroom < self.always_below)
-        severe = flag & ((headroom < self.severe_ratio * ref) | (headroom < self.always_below))
+        white = (headroom < self.always_below) & ~_silhouette(m)
+        flag = ((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light & relative) | white
+        severe = flag & ((headroom < self.severe_ratio * ref) | white)
         return score, flag, severe
 
 
@@ -228,7 +238,7 @@ class BlurryCheck(ImageCheck):
     def score_and_flags(self, m):
         s = m["sharpness"].to_numpy()
         median = max(_median(m["sharpness"]), 1e-6)
-        textured = m["contrast"].to_numpy() >= self.min_contrast
+        textured = _shown(m, "contrast") >= self.min_contrast
         # below neighbour_floor x the dataset median an image is strongly blurred whatever its
         # look-alikes (bold 28 px glyphs are soft, so a blurred "8" among them kept 0.56-0.79
         # of its reference at 0.11-0.14 of the dataset's median)
@@ -268,8 +278,10 @@ class LowInformationCheck(ImageCheck):
     bright timestamp, a two-tone test card among photos); contrast below ``min_contrast`` (a
     flat image); or ``opacity`` (mean alpha) below ``min_opacity`` (a nearly fully
     transparent image). Sparse content on a plain background (a thin handwritten "1", line-art
-    icons) has low entropy but full contrast: it is content, not its absence. Score: 1 -
-    entropy / median entropy (1 for flat or transparent images).
+    icons) has low entropy but full contrast: it is content, not its absence. A transparent
+    picture is judged by the larger of its inside's and its silhouette's entropy and contrast
+    (:func:`_shown`): a one-colour symbolic icon is flat inside, and its shape is its content.
+    Score: 1 - entropy / median entropy (1 for flat or transparent images).
 
     Darkening or brightening squeezes the grey levels together and so lowers the entropy: an
     image flagged ``dark`` or ``bright`` (whose contrast shrinks with its tone too) is not
@@ -285,19 +297,41 @@ class LowInformationCheck(ImageCheck):
     severe_ratio: float = 0.15
 
     def score_and_flags(self, m):
-        e = m["entropy"].to_numpy()
-        ref = max(_median(m["entropy"]), 1e-6)
-        contrast = m["contrast"].to_numpy()
+        e = _shown(m, "entropy")
+        ref = max(float(np.nanmedian(e)), 1e-6)
+        contrast = _shown(m, "contrast")
         blank = (contrast < self.min_contrast) | (_opacity(m) < self.min_opacity)
         score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
-        faint = contrast < self.contrast_ratio * max(_median(m["contrast"]), 1e-6)
+        faint = contrast < self.contrast_ratio * max(float(np.nanmedian(contrast)), 1e-6)
         flag = blank | (e < self.sparse_ratio * ref) | ((e < self.ratio * ref) & faint)
         return score, flag, blank | (e < self.severe_ratio * ref)
 
     def constant(self, m) -> np.ndarray:
         """Practically one grey level (contrast below a tenth of ``min_contrast``, half a grey
         level of 255) or nearly fully transparent: nothing to see whatever the tone."""
-        return (m["contrast"].to_numpy() < 0.1 * self.min_contrast) | (_opacity(m) < self.min_opacity)
+        return (_shown(m, "contrast") < 0.1 * self.min_contrast) | (_opacity(m) < self.min_opacity)
+
+
+def _shown(m: pd.DataFrame, column: str) -> np.ndarray:
+    """The larger of a metric measured inside the opaque part (``contrast``, ``entropy``) and
+    on the picture as shown (``outline_contrast``, ``outline_entropy``: composited on the
+    neutral grey): the information a transparent picture carries is in its inside or in its
+    silhouette (a one-colour symbolic icon). The inside value alone where the outline one is
+    missing (metrics from before it was measured)."""
+    inside = m[column].to_numpy(dtype=float)
+    outline = f"outline_{column}"
+    if outline not in m:
+        return inside
+    return np.fmax(inside, m[outline].to_numpy(dtype=float))
+
+
+def _silhouette(m: pd.DataFrame, min_contrast: float = 0.02) -> np.ndarray:
+    """Transparent pictures whose shape stands out on the neutral grey: however black or
+    white their paint, they are not a black or white frame."""
+    if "outline_contrast" not in m:
+        return np.zeros(len(m), dtype=bool)
+    shown = np.nan_to_num(m["outline_contrast"].to_numpy(dtype=float), nan=0.0) >= min_contrast
+    return shown & (_opacity(m) < 0.99)
 
 
 def _opacity(m: pd.DataFrame) -> np.ndarray:
