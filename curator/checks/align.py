@@ -97,14 +97,15 @@ def _sample_positions(scale: np.ndarray, shift: np.ndarray, s: int) -> np.ndarra
     return c + scale[:, None] * (np.arange(s, dtype=np.float32) - c)[None] + shift[:, None]
 
 
-def warp(img: np.ndarray, params: np.ndarray) -> np.ndarray:
+def warp(img: np.ndarray, params: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
     """Bilinear resampling of each (S, S, C) image at y' = cy + sy (y - cy) + ty (x likewise),
     positions clamped to the frame; params (P, 4) = (ty, tx, sy, sx) with scales around 1.
-    The warp is separable (no rotation): a compiled four-tap kernel."""
+    The warp is separable (no rotation): a compiled four-tap kernel. ``idx`` (P,): ``img``
+    is a stack of images, and row p of the result warps img[idx[p]]."""
     s = img.shape[1]
     pos_y = _sample_positions(params[:, 2], params[:, 0], s)
     pos_x = _sample_positions(params[:, 3], params[:, 1], s)
-    return _kernels().bilinear_warp(img, pos_y, pos_x)
+    return _kernels().bilinear_warp(img, pos_y, pos_x, idx)
 
 
 def coverage(params: np.ndarray, s: int, bleed: float = 0.0) -> np.ndarray:
@@ -157,8 +158,10 @@ def _window(x: np.ndarray) -> np.ndarray:
     return x[:, MARGIN:-MARGIN, MARGIN:-MARGIN]
 
 
-def _mean_abs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return _kernels().window_mean_abs(a, b, MARGIN)
+def _mean_abs(a: np.ndarray, b: np.ndarray, ia: np.ndarray | None = None) -> np.ndarray:
+    """Mean |a - b| over the window per pair; ``ia``: ``a`` is a stack of images, row p of
+    ``b`` is compared with a[ia[p]]."""
+    return _kernels().window_mean_abs(a, b, MARGIN, ia)
 
 
 def _pool(x: np.ndarray) -> np.ndarray:
@@ -167,9 +170,11 @@ def _pool(x: np.ndarray) -> np.ndarray:
     return x[:, :s, :s].reshape(p, s // 2, 2, s // 2, 2, -1).mean(axis=(2, 4))
 
 
-def _best_whole_shift(a: np.ndarray, b: np.ndarray, reach: int = 2, margin: int = MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """The best whole-pixel shift within ``reach`` (<= margin) and its difference."""
-    return _kernels().best_whole_shift(a, b, reach, margin)
+def _best_whole_shift(a: np.ndarray, b: np.ndarray, reach: int = 2, margin: int = MARGIN,
+                      ia: np.ndarray | None = None, ib: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The best whole-pixel shift within ``reach`` (<= margin) and its difference; ``ia`` /
+    ``ib``: a and b are stacks of images that the pairs index."""
+    return _kernels().best_whole_shift(a, b, reach, margin, ia, ib)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,17 +252,26 @@ def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = I
     return params
 
 
-def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | None = None,
+                      ia: np.ndarray | None = None, ib: np.ndarray | None = None,
+                      pooled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Start for the refinement: the better of the best whole-pixel shift within 2 px and the
     best 2-px step within 4 px at half resolution (a 1 px shift of an 8 px image is 4 px
     here), with the difference it leaves at full resolution. ``crop_scales``: (P, 2) (sy, sx)
     that would map b onto a if one were a plain crop of the other (:func:`crop_scales`); where
     it is not 1, the best whole-pixel shift at that scale is tried too (the refinement's basin
-    does not reach a 10-20% rescale from scale 1 on every picture)."""
-    fine, d_fine = _best_whole_shift(a, b)
-    coarse, _ = _best_whole_shift(_pool(a), _pool(b), reach=2, margin=2)
+    does not reach a 10-20% rescale from scale 1 on every picture). ``ia`` / ``ib``: a and b
+    are one stack of images (the same array) that the pairs index, so no pair copies its
+    images; ``pooled``: that stack already pooled (:func:`_pool`), made once per image."""
+    if ia is None:
+        stack, ia, ib = np.concatenate([a, b]), np.arange(len(a)), np.arange(len(a), 2 * len(a))
+        return initial_alignment(stack, stack, crop_scales, ia, ib)
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    pooled = _pool(a) if pooled is None else pooled
+    fine, d_fine = _best_whole_shift(a, a, ia=ia, ib=ib)
+    coarse, _ = _best_whole_shift(pooled, pooled, reach=2, margin=2, ia=ia, ib=ib)
     coarse[:, :2] *= 2
-    d_coarse = _mean_abs(a, warp(b, coarse))
+    d_coarse = _mean_abs(a, warp(a, coarse, ib), ia)
     use = d_coarse < d_fine
     fine[use] = coarse[use]
     best = np.where(use, d_coarse, d_fine)
@@ -266,10 +280,10 @@ def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | No
         if len(sel):
             guess = np.zeros((len(sel), 4), np.float32)
             guess[:, 2:] = crop_scales[sel]
-            shift, _ = _best_whole_shift(a[sel], warp(b[sel], guess))
+            shift, _ = _best_whole_shift(a, warp(a, guess, ib[sel]), ia=ia[sel])
             # comparing a[i] with warp(b)[i + d] samples b at c + s (i - c) + s d
             guess[:, :2] = shift[:, :2] * guess[:, 2:]
-            d_guess = _mean_abs(a[sel], warp(b[sel], guess))
+            d_guess = _mean_abs(a, warp(a, guess, ib[sel]), ia[sel])
             better = d_guess < best[sel]
             fine[sel[better]] = guess[better]
             best[sel[better]] = d_guess[better]
@@ -327,13 +341,15 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     peaks = np.full(len(pairs), np.nan, dtype=np.float32)
     for level, block in _blocks(pairs, levels):
         inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
+        pooled = _pool(lum)  # once per image, not per pair
 
-        def search(start, stop, block=block, inverse=inverse, colour=colour, lum=lum):
+        def search(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pooled=pooled):
             ia, ib = inverse[start:stop].T
             rows = block[start:stop]
-            # the search runs on luminance (3x cheaper); the difference it leaves, in colour
-            params[rows] = initial_alignment(lum[ia], lum[ib], None if guesses is None else guesses[rows])[0]
-            out[rows] = _mean_abs(colour[ia], warp(colour[ib], params[rows]))
+            # the search runs on luminance (3x cheaper); the difference it leaves, in colour;
+            # the kernels read the images through the pair indices (no per-pair copies)
+            params[rows] = initial_alignment(lum, lum, None if guesses is None else guesses[rows], ia, ib, pooled)[0]
+            out[rows] = _mean_abs(colour, warp(colour, params[rows], ib), ia)
 
         _each_chunk(search, len(block), chunk)
     todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)

@@ -22,9 +22,11 @@ def _flat(x):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _shift_differences(a, b, reach, margin, channels):
-    """(P, (2 reach + 1)^2) mean |a - b shifted| per pair and shift; a, b: (P, S, S * C)."""
-    p_count, s, row = a.shape
+def _shift_differences(a, ia, b, ib, reach, margin, channels):
+    """(P, (2 reach + 1)^2) mean |a[ia[p]] - b[ib[p]] shifted| per pair p and shift; a, b:
+    image stacks (M, S, S * C), read through the indices (no per-pair copy of the images)."""
+    p_count = len(ia)
+    s = a.shape[1]
     side = 2 * reach + 1
     out = np.empty((p_count, side * side), np.float32)
     inner = s - 2 * margin
@@ -36,8 +38,8 @@ def _shift_differences(a, b, reach, margin, channels):
             for dx in range(-reach, reach + 1):
                 total = np.float32(0.0)
                 for y in range(margin, s - margin):
-                    ra = a[p, y, margin * channels : margin * channels + width]
-                    rb = b[p, y + dy, (margin + dx) * channels : (margin + dx) * channels + width]
+                    ra = a[ia[p], y, margin * channels : margin * channels + width]
+                    rb = b[ib[p], y + dy, (margin + dx) * channels : (margin + dx) * channels + width]
                     for i in range(width):
                         total += abs(ra[i] - rb[i])
                 out[p, k] = total * norm
@@ -45,14 +47,21 @@ def _shift_differences(a, b, reach, margin, channels):
     return out
 
 
-def best_whole_shift(a, b, reach, margin):
+def _indices(ia, n):
+    return np.arange(n, dtype=np.int64) if ia is None else np.ascontiguousarray(ia, np.int64)
+
+
+def best_whole_shift(a, b, reach, margin, ia=None, ib=None):
     """For each pair p, the whole-pixel shift (dy, dx), |d| <= ``reach``, minimising the mean
     |a[p] - b[p] shifted| over the window ``margin`` pixels inside the frame (the first such
-    shift in (dy, dx) order on a tie). a, b: (P, S, S, C) float32. Returns (params (P, 4) =
-    (dy, dx, 1, 1), difference (P,))."""
-    p_count = len(a)
+    shift in (dy, dx) order on a tie). a, b: (P, S, S, C) float32; or, with ``ia`` / ``ib``
+    (P,), image stacks that the pairs index (a[ia[p]] against b[ib[p]]). Returns (params
+    (P, 4) = (dy, dx, 1, 1), difference (P,))."""
+    ia = _indices(ia, len(a))
+    ib = _indices(ib, len(ia))
+    p_count = len(ia)
     a_flat, channels = _flat(a)
-    d = _shift_differences(a_flat, _flat(b)[0], reach, margin, channels)
+    d = _shift_differences(a_flat, ia, _flat(b)[0], ib, reach, margin, channels)
     k = d.argmin(axis=1)
     params = np.ones((p_count, 4), np.float32)
     params[:, 0], params[:, 1] = k // (2 * reach + 1) - reach, k % (2 * reach + 1) - reach
@@ -60,9 +69,10 @@ def best_whole_shift(a, b, reach, margin):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _bilinear(img, pos_y, pos_x, channels):
-    p_count, s, row = img.shape
-    out = np.empty_like(img)
+def _bilinear(img, idx, pos_y, pos_x, channels):
+    p_count = len(idx)
+    s, row = img.shape[1], img.shape[2]
+    out = np.empty((p_count, s, row), np.float32)
     tmp = np.empty(row, np.float32)
     lx = np.empty(s, np.int64)
     wx = np.empty(s, np.float32)
@@ -76,7 +86,7 @@ def _bilinear(img, pos_y, pos_x, channels):
             py = min(max(pos_y[p, y], np.float32(0.0)), top)
             ly = min(int(np.floor(py)), s - 2)
             wy = np.float32(py - ly)
-            upper, lower = img[p, ly], img[p, ly + 1]
+            upper, lower = img[idx[p], ly], img[idx[p], ly + 1]
             for i in range(row):  # the two source rows blended (contiguous: vectorised)
                 tmp[i] = (1 - wy) * upper[i] + wy * lower[i]
             for x in range(s):
@@ -85,19 +95,23 @@ def _bilinear(img, pos_y, pos_x, channels):
     return out
 
 
-def bilinear_warp(img, pos_y, pos_x):
+def bilinear_warp(img, pos_y, pos_x, idx=None):
     """(P, S, S, C) ``img`` sampled bilinearly at rows ``pos_y`` (P, S) and columns ``pos_x``
-    (P, S), positions clamped to the frame: the separable warp of ``align.warp``."""
+    (P, S), positions clamped to the frame: the separable warp of ``align.warp``. With
+    ``idx`` (P,), ``img`` is a stack of images and pair p warps img[idx[p]]."""
     flat, channels = _flat(img)
-    out = _bilinear(flat, np.ascontiguousarray(pos_y, np.float32), np.ascontiguousarray(pos_x, np.float32), channels)
-    return out.reshape(img.shape)
+    idx = _indices(idx, len(pos_y))
+    out = _bilinear(flat, idx, np.ascontiguousarray(pos_y, np.float32), np.ascontiguousarray(pos_x, np.float32), channels)
+    return out.reshape((len(idx),) + img.shape[1:])
 
 
-def window_mean_abs(a, b, margin):
+def window_mean_abs(a, b, margin, ia=None, ib=None):
     """Mean |a - b| per pair over the window ``margin`` pixels inside the frame (the shift
-    search's unshifted difference)."""
+    search's unshifted difference); ``ia`` / ``ib`` as in :func:`best_whole_shift`."""
+    ia = _indices(ia, len(a))
+    ib = _indices(ib, len(ia))
     a_flat, channels = _flat(a)
-    return _shift_differences(a_flat, _flat(b)[0], 0, margin, channels)[:, 0]
+    return _shift_differences(a_flat, ia, _flat(b)[0], ib, 0, margin, channels)[:, 0]
 
 
 @numba.njit(cache=True, nogil=True)
