@@ -498,3 +498,14 @@ def test_compiled_alignment_kernels_match_their_numpy_definitions():
         gain = np.clip((da * db).sum(axis=(1, 2, 3)) / np.maximum((db * db).sum(axis=(1, 2, 3)), 1e-6), 0.5, 2)
         expected = (np.abs(da - gain[:, None, None, None] * db) * mask).sum(axis=(1, 2, 3)) / n
         np.testing.assert_allclose(align.masked_difference(a, b, params, 1.5), expected, atol=1e-5)
+
+        # the indexed, fused forms read stacks through pair indices: the same numbers
+        ia, ib = rng.integers(0, p, 2 * p), rng.integers(0, p, 2 * p)
+        pairs_params = np.concatenate([params, params])
+        np.testing.assert_allclose(align.warp(b, pairs_params, ib), expected_warp := align.warp(b[ib], pairs_params), atol=0)
+        np.testing.assert_allclose(align._warped_mean_abs(a, b, pairs_params, ia, ib),
+                                   np.abs(a[ia][window] - expected_warp[window]).mean(axis=(1, 2, 3)), atol=1e-5)
+        found_ix, diff_ix = align_kernels.best_whole_shift(a, shifted, 2, 3, ia, ib)
+        found_copy, diff_copy = align_kernels.best_whole_shift(a[ia], shifted[ib], 2, 3)
+        assert np.array_equal(found_ix, found_copy)
+        np.testing.assert_allclose(diff_ix, diff_copy, atol=0)

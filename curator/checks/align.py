@@ -154,6 +154,15 @@ def peak_difference(residual: np.ndarray) -> np.ndarray:
     return local.max(axis=(1, 2))
 
 
+def _warped_mean_abs(a: np.ndarray, b: np.ndarray, params: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """``_mean_abs(a, warp(b, params, ib), ia)`` in one compiled pass (stacks a and b, the
+    pairs' indices ``ia`` / ``ib``): no warped copy of each pair's image is made."""
+    s = a.shape[1]
+    pos_y = _sample_positions(params[:, 2], params[:, 0], s)
+    pos_x = _sample_positions(params[:, 3], params[:, 1], s)
+    return _kernels().warped_mean_abs(a, b, pos_y, pos_x, MARGIN, ia, ib)
+
+
 def _window(x: np.ndarray) -> np.ndarray:
     return x[:, MARGIN:-MARGIN, MARGIN:-MARGIN]
 
@@ -271,7 +280,7 @@ def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | No
     fine, d_fine = _best_whole_shift(a, a, ia=ia, ib=ib)
     coarse, _ = _best_whole_shift(pooled, pooled, reach=2, margin=2, ia=ia, ib=ib)
     coarse[:, :2] *= 2
-    d_coarse = _mean_abs(a, warp(a, coarse, ib), ia)
+    d_coarse = _warped_mean_abs(a, a, coarse, ia, ib)
     use = d_coarse < d_fine
     fine[use] = coarse[use]
     best = np.where(use, d_coarse, d_fine)
@@ -283,7 +292,7 @@ def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | No
             shift, _ = _best_whole_shift(a, warp(a, guess, ib[sel]), ia=ia[sel])
             # comparing a[i] with warp(b)[i + d] samples b at c + s (i - c) + s d
             guess[:, :2] = shift[:, :2] * guess[:, 2:]
-            d_guess = _mean_abs(a, warp(a, guess, ib[sel]), ia[sel])
+            d_guess = _warped_mean_abs(a, a, guess, ia[sel], ib[sel])
             better = d_guess < best[sel]
             fine[sel[better]] = guess[better]
             best[sel[better]] = d_guess[better]
@@ -349,7 +358,7 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
             # the search runs on luminance (3x cheaper); the difference it leaves, in colour;
             # the kernels read the images through the pair indices (no per-pair copies)
             params[rows] = initial_alignment(lum, lum, None if guesses is None else guesses[rows], ia, ib, pooled)[0]
-            out[rows] = _mean_abs(colour, warp(colour, params[rows], ib), ia)
+            out[rows] = _warped_mean_abs(colour, colour, params[rows], ia, ib)
 
         _each_chunk(search, len(block), chunk)
     todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)

@@ -105,6 +105,53 @@ def bilinear_warp(img, pos_y, pos_x, idx=None):
     return out.reshape((len(idx),) + img.shape[1:])
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _warped_mean_abs(a, ia, b, ib, pos_y, pos_x, margin, channels):
+    """Mean |a[ia[p]] - b[ib[p]] warped| over the window ``margin`` inside the frame: the
+    bilinear samples of :func:`_bilinear` taken only where they are compared, summed at once
+    (no warped copy of each pair's image is written and read back)."""
+    p_count = len(ia)
+    s = a.shape[1]
+    inner = s - 2 * margin
+    out = np.empty(p_count, np.float32)
+    lx = np.empty(s, np.int64)
+    wx = np.empty(s, np.float32)
+    tmp = np.empty(s * channels, np.float32)
+    top = np.float32(s - 1)
+    norm = np.float32(1.0 / (inner * inner * channels))
+    for p in range(p_count):
+        for x in range(margin, s - margin):
+            px = min(max(pos_x[p, x], np.float32(0.0)), top)
+            lx[x] = min(int(np.floor(px)), s - 2) * channels
+            wx[x] = px - lx[x] // channels
+        total = np.float32(0.0)
+        for y in range(margin, s - margin):
+            py = min(max(pos_y[p, y], np.float32(0.0)), top)
+            ly = min(int(np.floor(py)), s - 2)
+            wy = np.float32(py - ly)
+            upper, lower = b[ib[p], ly], b[ib[p], ly + 1]
+            for i in range(s * channels):
+                tmp[i] = (1 - wy) * upper[i] + wy * lower[i]
+            row = a[ia[p], y]
+            for x in range(margin, s - margin):
+                for c in range(channels):
+                    v = (1 - wx[x]) * tmp[lx[x] + c] + wx[x] * tmp[lx[x] + channels + c]
+                    total += abs(row[x * channels + c] - v)
+        out[p] = total * norm
+    return out
+
+
+def warped_mean_abs(a, b, pos_y, pos_x, margin, ia=None, ib=None):
+    """Mean |a - b warped to (pos_y, pos_x)| per pair over the window ``margin`` inside the
+    frame: ``window_mean_abs(a, bilinear_warp(b, pos_y, pos_x), margin)`` in one pass;
+    ``ia`` / ``ib`` as in :func:`best_whole_shift`."""
+    ia = _indices(ia, len(a))
+    ib = _indices(ib, len(ia))
+    a_flat, channels = _flat(a)
+    return _warped_mean_abs(a_flat, ia, _flat(b)[0], ib, np.ascontiguousarray(pos_y, np.float32),
+                            np.ascontiguousarray(pos_x, np.float32), margin, channels)
+
+
 def window_mean_abs(a, b, margin, ia=None, ib=None):
     """Mean |a - b| per pair over the window ``margin`` pixels inside the frame (the shift
     search's unshifted difference); ``ia`` / ``ib`` as in :func:`best_whole_shift`."""
