@@ -348,9 +348,12 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     out = np.empty(len(pairs), dtype=np.float32)
     params = np.empty((len(pairs), 4), dtype=np.float32)
     peaks = np.full(len(pairs), np.nan, dtype=np.float32)
+    prepared = {}  # level -> (its rows, stack positions, colour, luminance) when searched in one block
     for level, block in _blocks(pairs, levels):
         inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
         pooled = _pool(lum)  # once per image, not per pair
+        if len(block) == int((levels == level).sum()):
+            prepared[level] = (block, inverse, colour, lum)
 
         def search(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pooled=pooled):
             ia, ib = inverse[start:stop].T
@@ -363,14 +366,19 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
         _each_chunk(search, len(block), chunk)
     todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)
     for level, block in _blocks(pairs, levels, todo):
-        inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
+        if level in prepared:  # the search's prepared images serve again
+            searched, positions, colour, lum = prepared[level]
+            inverse = positions[np.searchsorted(searched, block)]
+        else:
+            inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
+        pyramid = _smoothed(lum)  # once per image, not per pair and direction
         bleed = thumbs.shape[1] / level + SMOOTH_SIGMA  # one comparison sample plus the smoothing
 
-        def refine_chunk(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, bleed=bleed):
+        def refine_chunk(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pyramid=pyramid, bleed=bleed):
             ia, ib = inverse[start:stop].T
             rows = block[start:stop]
             band = None if anisotropy is None else anisotropy[rows]
-            out[rows], peaks[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed)
+            out[rows], peaks[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed, pyramid)
 
         _each_chunk(refine_chunk, len(block), chunk)
     return (out, peaks) if with_peaks else out
@@ -458,25 +466,35 @@ def _among_closest(pairs: np.ndarray, values: np.ndarray, k: int, first_only: bo
     return chosen
 
 
-def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray, anisotropy: np.ndarray | None = None) -> np.ndarray:
-    """Refine on more strongly smoothed copies first (a wider basin: a 20% rescale moves the
-    border by 3 px), then at the working smoothness."""
+def _smoothed(lum: np.ndarray) -> list:
+    """The stack ``lum`` (M, S, S, 1) smoothed at each extra PYRAMID level, per image."""
     from scipy.ndimage import gaussian_filter
 
-    for sigma in PYRAMID:
-        blurred = [gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest") for x in (a, b)]
-        params = refine(blurred[0], blurred[1], params, iterations=ITERATIONS, anisotropy=anisotropy)
+    return [gaussian_filter(lum, sigma=(0, sigma, sigma, 0), mode="nearest") for sigma in PYRAMID]
+
+
+def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray, anisotropy: np.ndarray | None = None,
+                   pyramid: list | None = None) -> np.ndarray:
+    """Refine on more strongly smoothed copies first (a wider basin: a 20% rescale moves the
+    border by 3 px), then at the working smoothness. ``pyramid``: those copies of a and b,
+    [(a, b)] per PYRAMID level, when already made."""
+    if pyramid is None:
+        pyramid = list(zip(_smoothed(a), _smoothed(b)))
+    for blurred_a, blurred_b in pyramid:
+        params = refine(blurred_a, blurred_b, params, iterations=ITERATIONS, anisotropy=anisotropy)
     return refine(a, b, params, iterations=ITERATIONS, anisotropy=anisotropy)
 
 
 def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray, params: np.ndarray,
              coarse: np.ndarray, anisotropy: np.ndarray | None = None,
-             bleed: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+             bleed: float = 0.0, pyramid: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Refine the alignment of pairs (ia, ib) from ``params`` on luminance; the smaller of the
     coarse and the refined colour difference, in both directions where the first leaves a
     visible difference, and the :func:`peak_difference` of the refined direction with the
-    smaller difference. ``bleed``: see :func:`coverage`."""
-    forward = coarse_to_fine(lum[ia], lum[ib], params, anisotropy)
+    smaller difference. ``bleed``: see :func:`coverage`. ``pyramid``: :func:`_smoothed` of
+    ``lum``, made once for the whole stack."""
+    pyramid = _smoothed(lum) if pyramid is None else pyramid
+    forward = coarse_to_fine(lum[ia], lum[ib], params, anisotropy, [(x[ia], x[ib]) for x in pyramid])
     refined, peak = masked_difference(colour[ia], colour[ib], forward, bleed, with_peak=True)
     result = np.minimum(coarse, refined)
     # the other direction only where this one left a visible difference (a crop aligns
@@ -487,7 +505,7 @@ def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray
         flipped = None if anisotropy is None else anisotropy[again] * np.array([-1, 1], np.float32)
         scale = params[again, 2:]
         inverse = np.concatenate([-params[again, :2] / scale, 1 / scale], axis=1)  # a onto b
-        backward = coarse_to_fine(lum[tb], lum[ta], inverse, flipped)
+        backward = coarse_to_fine(lum[tb], lum[ta], inverse, flipped, [(x[tb], x[ta]) for x in pyramid])
         back, back_peak = masked_difference(colour[tb], colour[ta], backward, bleed, with_peak=True)
         peak[again] = np.where(back < refined[again], back_peak, peak[again])
         result[again] = np.minimum(result[again], back)
