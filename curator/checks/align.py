@@ -348,12 +348,15 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     out = np.empty(len(pairs), dtype=np.float32)
     params = np.empty((len(pairs), 4), dtype=np.float32)
     peaks = np.full(len(pairs), np.nan, dtype=np.float32)
-    prepared = {}  # level -> (its rows, stack positions, colour, luminance) when searched in one block
+    # level -> (its rows, stack positions, colour, luminance) of levels searched in one block,
+    # kept for the refinement while they hold no more than PREPARE_LIMIT images in all: the
+    # reuse adds at most one block's worth of memory, however many sizes the images come in
+    prepared, kept = {}, 0
     for level, block in _blocks(pairs, levels):
         inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
         pooled = _pool(lum)  # once per image, not per pair
-        if len(block) == int((levels == level).sum()):
-            prepared[level] = (block, inverse, colour, lum)
+        if len(block) == int((levels == level).sum()) and kept + len(lum) <= PREPARE_LIMIT:
+            prepared[level], kept = (block, inverse, colour, lum), kept + len(lum)
 
         def search(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pooled=pooled):
             ia, ib = inverse[start:stop].T
