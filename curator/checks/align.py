@@ -261,26 +261,23 @@ def refine(a: np.ndarray, b: np.ndarray, params: np.ndarray, iterations: int = I
     return params
 
 
-def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | None = None,
-                      ia: np.ndarray | None = None, ib: np.ndarray | None = None,
+def initial_alignment(stack: np.ndarray, ia: np.ndarray, ib: np.ndarray, crop_scales: np.ndarray | None = None,
                       pooled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Start for the refinement: the better of the best whole-pixel shift within 2 px and the
-    best 2-px step within 4 px at half resolution (a 1 px shift of an 8 px image is 4 px
-    here), with the difference it leaves at full resolution. ``crop_scales``: (P, 2) (sy, sx)
-    that would map b onto a if one were a plain crop of the other (:func:`crop_scales`); where
-    it is not 1, the best whole-pixel shift at that scale is tried too (the refinement's basin
-    does not reach a 10-20% rescale from scale 1 on every picture). ``ia`` / ``ib``: a and b
-    are one stack of images (the same array) that the pairs index, so no pair copies its
-    images; ``pooled``: that stack already pooled (:func:`_pool`), made once per image."""
-    if ia is None:
-        stack, ia, ib = np.concatenate([a, b]), np.arange(len(a)), np.arange(len(a), 2 * len(a))
-        return initial_alignment(stack, stack, crop_scales, ia, ib)
+    """Start for the refinement of the pairs (stack[ia[p]], stack[ib[p]]), b onto a: the
+    better of the best whole-pixel shift within 2 px and the best 2-px step within 4 px at
+    half resolution (a 1 px shift of an 8 px image is 4 px here), with the difference it
+    leaves at full resolution. The kernels read the images through the indices, so no pair
+    copies its images. ``crop_scales``: (P, 2) (sy, sx) that would map b onto a if one were a
+    plain crop of the other (:func:`crop_scales`); where it is not 1, the best whole-pixel
+    shift at that scale is tried too (the refinement's basin does not reach a 10-20% rescale
+    from scale 1 on every picture). ``pooled``: ``stack`` already pooled (:func:`_pool`),
+    once per image."""
     ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
-    pooled = _pool(a) if pooled is None else pooled
-    fine, d_fine = _best_whole_shift(a, a, ia=ia, ib=ib)
+    pooled = _pool(stack) if pooled is None else pooled
+    fine, d_fine = _best_whole_shift(stack, stack, ia=ia, ib=ib)
     coarse, _ = _best_whole_shift(pooled, pooled, reach=2, margin=2, ia=ia, ib=ib)
     coarse[:, :2] *= 2
-    d_coarse = _warped_mean_abs(a, a, coarse, ia, ib)
+    d_coarse = _warped_mean_abs(stack, stack, coarse, ia, ib)
     use = d_coarse < d_fine
     fine[use] = coarse[use]
     best = np.where(use, d_coarse, d_fine)
@@ -289,10 +286,10 @@ def initial_alignment(a: np.ndarray, b: np.ndarray, crop_scales: np.ndarray | No
         if len(sel):
             guess = np.zeros((len(sel), 4), np.float32)
             guess[:, 2:] = crop_scales[sel]
-            shift, _ = _best_whole_shift(a, warp(a, guess, ib[sel]), ia=ia[sel])
+            shift, _ = _best_whole_shift(stack, warp(stack, guess, ib[sel]), ia=ia[sel])
             # comparing a[i] with warp(b)[i + d] samples b at c + s (i - c) + s d
             guess[:, :2] = shift[:, :2] * guess[:, 2:]
-            d_guess = _warped_mean_abs(a, a, guess, ia[sel], ib[sel])
+            d_guess = _warped_mean_abs(stack, stack, guess, ia[sel], ib[sel])
             better = d_guess < best[sel]
             fine[sel[better]] = guess[better]
             best[sel[better]] = d_guess[better]
@@ -363,7 +360,7 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
             rows = block[start:stop]
             # the search runs on luminance (3x cheaper); the difference it leaves, in colour;
             # the kernels read the images through the pair indices (no per-pair copies)
-            params[rows] = initial_alignment(lum, lum, None if guesses is None else guesses[rows], ia, ib, pooled)[0]
+            params[rows] = initial_alignment(lum, ia, ib, None if guesses is None else guesses[rows], pooled)[0]
             out[rows] = _warped_mean_abs(colour, colour, params[rows], ia, ib)
 
         _each_chunk(search, len(block), chunk)
