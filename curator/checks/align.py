@@ -155,8 +155,9 @@ def peak_difference(residual: np.ndarray) -> np.ndarray:
 
 
 def _warped_mean_abs(a: np.ndarray, b: np.ndarray, params: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
-    """``_mean_abs(a, warp(b, params, ib), ia)`` in one compiled pass (stacks a and b, the
-    pairs' indices ``ia`` / ``ib``): no warped copy of each pair's image is made."""
+    """Mean |a[ia[p]] - warp(b, params, ib)[p]| over the window MARGIN inside the frame, per
+    pair, in one compiled pass (stacks a and b, the pairs' indices ``ia`` / ``ib``): no warped
+    copy of each pair's image is made."""
     s = a.shape[1]
     pos_y = _sample_positions(params[:, 2], params[:, 0], s)
     pos_x = _sample_positions(params[:, 3], params[:, 1], s)
@@ -165,12 +166,6 @@ def _warped_mean_abs(a: np.ndarray, b: np.ndarray, params: np.ndarray, ia: np.nd
 
 def _window(x: np.ndarray) -> np.ndarray:
     return x[:, MARGIN:-MARGIN, MARGIN:-MARGIN]
-
-
-def _mean_abs(a: np.ndarray, b: np.ndarray, ia: np.ndarray | None = None) -> np.ndarray:
-    """Mean |a - b| over the window per pair; ``ia``: ``a`` is a stack of images, row p of
-    ``b`` is compared with a[ia[p]]."""
-    return _kernels().window_mean_abs(a, b, MARGIN, ia)
 
 
 def _pool(x: np.ndarray) -> np.ndarray:

@@ -143,22 +143,13 @@ def _warped_mean_abs(a, ia, b, ib, pos_y, pos_x, margin, channels):
 
 def warped_mean_abs(a, b, pos_y, pos_x, margin, ia=None, ib=None):
     """Mean |a - b warped to (pos_y, pos_x)| per pair over the window ``margin`` inside the
-    frame: ``window_mean_abs(a, bilinear_warp(b, pos_y, pos_x), margin)`` in one pass;
+    frame: ``a`` against ``bilinear_warp(b, pos_y, pos_x)`` in one pass;
     ``ia`` / ``ib`` as in :func:`best_whole_shift`."""
     ia = _indices(ia, len(a))
     ib = _indices(ib, len(ia))
     a_flat, channels = _flat(a)
     return _warped_mean_abs(a_flat, ia, _flat(b)[0], ib, np.ascontiguousarray(pos_y, np.float32),
                             np.ascontiguousarray(pos_x, np.float32), margin, channels)
-
-
-def window_mean_abs(a, b, margin, ia=None, ib=None):
-    """Mean |a - b| per pair over the window ``margin`` pixels inside the frame (the shift
-    search's unshifted difference); ``ia`` / ``ib`` as in :func:`best_whole_shift`."""
-    ia = _indices(ia, len(a))
-    ib = _indices(ib, len(ia))
-    a_flat, channels = _flat(a)
-    return _shift_differences(a_flat, ia, _flat(b)[0], ib, 0, margin, channels)[:, 0]
 
 
 @numba.njit(cache=True, nogil=True)
