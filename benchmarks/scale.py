@@ -321,7 +321,8 @@ from curator.stages import DatasetInputs, run_stages
 root = sys.argv[1]
 metrics = pd.read_parquet(root + "/metrics.parquet")
 inputs = DatasetInputs(metrics, np.load(root + "/emb.npy", mmap_mode="r"), np.load(root + "/thumbs.npy", mmap_mode="r"),
-                       json.load(open(root + "/classes.json")), methods=sys.argv[2].split(","))
+                       json.load(open(root + "/classes.json")), methods=sys.argv[2].split(","),
+                       scratch_dir=root)  # as analyze does: the alignment's temporary files beside the arrays
 t = {}
 t0 = time.perf_counter()
 r = run_stages(inputs, t)

@@ -244,7 +244,8 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     counts, the feature space the label check used and the map's space with its agreement."""
     inputs = DatasetInputs(project.metrics(), np.load(project.array_path(emb_file), mmap_mode="r"),
                            np.asarray(project.thumbnails()), project.classes, user=load_user_embeddings(project),
-                           methods=parse_methods(opts.projection), ignore_colour=bool(opts.ignore_colour))
+                           methods=parse_methods(opts.projection), ignore_colour=bool(opts.ignore_colour),
+                           scratch_dir=project.array_path(""))
     result = run_stages(inputs, timings, progress=opts.progress)
     clear_cache(project.root)  # maps of the previous analysis
     for method, coords in result.maps.items():

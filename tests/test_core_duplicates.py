@@ -458,6 +458,42 @@ def test_pairs_in_blocks_give_the_same_differences(monkeypatch):
     assert (whole[:40] < THRESHOLD).all()
 
 
+def test_prepared_images_on_disk_give_the_same_differences_and_leave_nothing(monkeypatch, tmp_path):
+    """With a scratch folder, a level of more than PREPARE_LIMIT images is prepared once into
+    memory-mapped files there (not again per block): the same differences and peaks as in
+    memory, and the temporary files are gone afterwards, also when the alignment fails; a
+    small project makes no folder at all."""
+    import curator.checks.align as align
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    thumbs = np.concatenate([base, noisy])
+    pairs = np.concatenate([np.stack([np.arange(40), np.arange(40) + 40], 1), rng.integers(0, 80, (200, 2))])
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    sizes = np.full((80, 2), 32)
+    whole, whole_peaks = pair_differences(thumbs, pairs, sizes=sizes, with_peaks=True, scratch_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # everything fitted in memory: no folder made
+
+    made = []
+    real_open = np.lib.format.open_memmap
+    monkeypatch.setattr(np.lib.format, "open_memmap", lambda path, *a, **k: made.append(path) or real_open(path, *a, **k))
+    monkeypatch.setattr(align, "PREPARE_LIMIT", 10)
+    on_disk, disk_peaks = pair_differences(thumbs, pairs, sizes=sizes, with_peaks=True, scratch_dir=tmp_path)
+    assert made and all(str(tmp_path) in str(path) for path in made)
+    np.testing.assert_allclose(on_disk, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(disk_peaks, whole_peaks, rtol=1e-5, atol=1e-6)
+    assert list(tmp_path.iterdir()) == []
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(align, "_refined", broken)
+    with pytest.raises(RuntimeError):
+        pair_differences(thumbs, pairs, sizes=sizes, scratch_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_compiled_alignment_kernels_match_their_numpy_definitions():
     """The numba loops compute what the plain numpy formulas they replaced computed: a
     separable bilinear warp as two interpolation-matrix products, the whole-pixel shift

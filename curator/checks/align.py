@@ -307,7 +307,7 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
                      chunk: int = 2048, refine_per_image: int = REFINE_PER_IMAGE,
                      queries_only: bool = False, sizes: np.ndarray | None = None,
                      colour_matters: bool = True,
-                     with_peaks: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                     with_peaks: bool = False, scratch_dir=None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Aligned difference of each (i, j) row of ``pairs`` (indices into ``thumbs``), symmetric:
     the smaller of aligning j onto i and i onto j (a crop enlarges in one direction only).
 
@@ -324,8 +324,43 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     split), not of the second too. ``colour_matters=False``: compare luminance only, so a
     recoloured copy (grey and blue versions of one picture) counts as a copy.
     ``with_peaks``: also return each pair's :func:`peak_difference` at its refined alignment
-    (NaN for the pairs not refined).
+    (NaN for the pairs not refined). ``scratch_dir``: a folder of the user's (the project's
+    arrays) where the prepared images of more than PREPARE_LIMIT images are kept in temporary
+    files while the pairs are compared, each image prepared once; without it such a level is
+    compared in blocks (:func:`_blocks`), each preparing its images afresh (at 1M images about
+    20 times over).
     """
+    scratch = _Scratch(scratch_dir) if scratch_dir is not None else None
+    try:
+        return _pair_differences(thumbs, pairs, sides, chunk, refine_per_image, queries_only, sizes, colour_matters,
+                                 with_peaks, scratch)
+    finally:
+        if scratch is not None:
+            scratch.close()
+
+
+class _Scratch:
+    """A temporary folder inside ``parent`` (``.curator-align-*``), made on first use and
+    removed with its files by :meth:`close`, even when the alignment fails."""
+
+    def __init__(self, parent):
+        self.parent, self._folder = parent, None
+
+    def path(self, name: str) -> str:
+        import tempfile
+
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(dir=self.parent, prefix=".curator-align-")
+        return os.path.join(self._folder.name, name)
+
+    def close(self) -> None:
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+
+def _pair_differences(thumbs, pairs, sides, chunk, refine_per_image, queries_only, sizes, colour_matters, with_peaks,
+                      scratch):
     pairs = np.asarray(pairs, dtype=np.int64)
     anisotropy = guesses = None
     if sizes is not None:
@@ -340,15 +375,17 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     out = np.empty(len(pairs), dtype=np.float32)
     params = np.empty((len(pairs), 4), dtype=np.float32)
     peaks = np.full(len(pairs), np.nan, dtype=np.float32)
-    # level -> (its rows, stack positions, colour, luminance) of levels searched in one block,
-    # kept for the refinement while they hold no more than PREPARE_LIMIT images in all: the
-    # reuse adds at most one block's worth of memory, however many sizes the images come in
+    # level -> (its rows, stack positions, colour, luminance, pyramid) of levels searched in one
+    # block, kept for the refinement: those on disk always, those in memory while they hold no
+    # more than PREPARE_LIMIT images in all (the reuse adds at most one block's worth of memory,
+    # however many sizes the images come in)
     prepared, kept = {}, 0
-    for level, block in _blocks(pairs, levels):
-        inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
-        pooled = _pool(lum)  # once per image, not per pair
-        if len(block) == int((levels == level).sum()) and kept + len(lum) <= PREPARE_LIMIT:
-            prepared[level], kept = (block, inverse, colour, lum), kept + len(lum)
+    for level, block in _blocks(pairs, levels, on_disk=scratch is not None):
+        inverse, colour, lum, pooled, pyramid = _prepared(thumbs, pairs[block], level, colour_matters, scratch)
+        whole = len(block) == int((levels == level).sum())
+        if whole and (pyramid is not None or kept + len(lum) <= PREPARE_LIMIT):  # on disk, or room in memory
+            prepared[level] = (block, inverse, colour, lum, pyramid)
+            kept += 0 if pyramid is not None else len(lum)
 
         def search(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pooled=pooled):
             ia, ib = inverse[start:stop].T
@@ -360,13 +397,14 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
 
         _each_chunk(search, len(block), chunk)
     todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)
-    for level, block in _blocks(pairs, levels, todo):
+    for level, block in _blocks(pairs, levels, todo, on_disk=scratch is not None):
         if level in prepared:  # the search's prepared images serve again
-            searched, positions, colour, lum = prepared[level]
+            searched, positions, colour, lum, pyramid = prepared[level]
             inverse = positions[np.searchsorted(searched, block)]
         else:
-            inverse, colour, lum = _prepared(thumbs, pairs[block], level, colour_matters)
-        pyramid = _smoothed(lum)  # once per image, not per pair and direction
+            inverse, colour, lum, _, pyramid = _prepared(thumbs, pairs[block], level, colour_matters, scratch)
+        if pyramid is None:
+            pyramid = _smoothed(lum)  # once per image, not per pair and direction
         bleed = thumbs.shape[1] / level + SMOOTH_SIGMA  # one comparison sample plus the smoothing
 
         def refine_chunk(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pyramid=pyramid, bleed=bleed):
@@ -383,14 +421,15 @@ PREPARE_LIMIT = 40_000  # images whose prepared thumbnails are held at once (abo
 BLOCK_PAIRS = 32_768  # beyond that, pairs handled per block: bounds memory, not results
 
 
-def _blocks(pairs: np.ndarray, levels: np.ndarray, wanted: np.ndarray | None = None):
+def _blocks(pairs: np.ndarray, levels: np.ndarray, wanted: np.ndarray | None = None, on_disk: bool = False):
     """(level, pair rows) blocks. All of a level's pairs at once while they involve at most
     PREPARE_LIMIT images; beyond, blocks of BLOCK_PAIRS rows ordered by first member, so the
     prepared thumbnails stay bounded (at most 2 x BLOCK_PAIRS images, about 1 GB) however many
-    images there are, at the price of preparing an image again in each block it appears in."""
+    images there are, at the price of preparing an image again in each block it appears in.
+    ``on_disk``: the prepared images can be kept in files, so every level is one block."""
     for level in np.unique(levels):
         rows = np.flatnonzero((levels == level) if wanted is None else (levels == level) & wanted)
-        if len(rows) <= BLOCK_PAIRS or len(np.unique(pairs[rows])) <= PREPARE_LIMIT:
+        if on_disk or len(rows) <= BLOCK_PAIRS or len(np.unique(pairs[rows])) <= PREPARE_LIMIT:
             yield int(level), rows
             continue
         rows = rows[np.argsort(pairs[rows, 0], kind="stable")]
@@ -401,16 +440,27 @@ def _blocks(pairs: np.ndarray, levels: np.ndarray, wanted: np.ndarray | None = N
 PREPARE_CHUNK = 4096  # images prepared at a time (each thread its own chunks)
 
 
-def _prepared(thumbs: np.ndarray, block_pairs: np.ndarray, level: int, colour_matters: bool):
-    """(pair positions into the block's images (B, 2), colour (M, S, S, C), luminance (M, S, S, 1))
-    for the images of one block of pairs, each prepared as :func:`prepare` does, in chunks on
-    both threads (beyond 40,000 images each block prepares its images afresh: at 50,000 small
-    images that was 12 of the alignment's 27 s, on one core)."""
+def _prepared(thumbs: np.ndarray, block_pairs: np.ndarray, level: int, colour_matters: bool, scratch=None):
+    """(pair positions into the block's images (B, 2), colour (M, S, S, C), luminance (M, S, S, 1),
+    luminance pooled (:func:`_pool`), pyramid) for the images of one block of pairs, each
+    prepared as :func:`prepare` does, in
+    chunks on both threads (beyond 40,000 images each block prepares its images afresh: at
+    50,000 small images that was 12 of the alignment's 27 s, on one core). Beyond
+    PREPARE_LIMIT images and with a ``scratch`` folder, the arrays are memory-mapped files
+    there (16 KB per image, read back through the page cache) and the pyramid's smoothed
+    luminance (:func:`_smoothed`) is made alongside; otherwise pyramid is None."""
     involved, inverse = np.unique(block_pairs, return_inverse=True)
-    s = thumbs.shape[1]
+    m, s = len(involved), thumbs.shape[1]
     channels = thumbs.shape[3] if thumbs.ndim == 4 and colour_matters else 1
-    colour = np.empty((len(involved), s, s, channels), np.float32)
-    lum = np.empty((len(involved), s, s, 1), np.float32)
+    on_disk = scratch is not None and m > PREPARE_LIMIT
+
+    def new(name, c, side=s):
+        if not on_disk:
+            return np.empty((m, side, side, c), np.float32)
+        return np.lib.format.open_memmap(scratch.path(f"{name}-{level}.npy"), "w+", np.float32, (m, side, side, c))
+
+    colour, lum, pooled = new("colour", channels), new("luminance", 1), new("pooled", 1, s // 2)
+    pyramid = [new(f"pyramid{i}", 1) for i in range(len(PYRAMID))] if on_disk else None
 
     def work(start, stop):
         chosen = np.asarray(thumbs[involved[start:stop]])
@@ -419,9 +469,12 @@ def _prepared(thumbs: np.ndarray, block_pairs: np.ndarray, level: int, colour_ma
         colour[start:stop] = prepare(chosen, level=level)
         grey = colour[start:stop].mean(axis=3, keepdims=True)
         lum[start:stop] = grey / np.maximum(grey.std(axis=(1, 2, 3), keepdims=True), 1e-3)
+        pooled[start:stop] = _pool(lum[start:stop])  # once per image, not per pair
+        for smooth, out in zip(_smoothed(lum[start:stop]) if on_disk else (), pyramid or ()):
+            out[start:stop] = smooth
 
-    _each_chunk(work, len(involved), PREPARE_CHUNK)
-    return inverse.reshape(-1, 2), colour, lum
+    _each_chunk(work, m, PREPARE_CHUNK)
+    return inverse.reshape(-1, 2), colour, lum, pooled, pyramid
 
 
 def _each_chunk(work, n: int, chunk: int) -> None:

@@ -86,8 +86,10 @@ class NearDuplicateCheck:
     tiers: tuple = ((0.06, 0.7, 0.15, 2.5), (0.10, 0.3, 0.3, None))
     colour_matters: bool = True  # False: pictures that differ only in colour are copies too
 
-    def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1) -> pd.DataFrame:
-        """``candidate_pairs``: (P, 2) item-id pairs from neighbour searches."""
+    def find(self, metrics, thumbs, candidate_pairs, group_offset: int = 1, scratch_dir=None) -> pd.DataFrame:
+        """``candidate_pairs``: (P, 2) item-id pairs from neighbour searches; ``scratch_dir``: a
+        folder of the user's for temporary files of a large alignment (see
+        :func:`curator.checks.align.pair_differences`)."""
         readable = metrics[(metrics["readable"] == 1) & metrics["pixel_hash"].notna()].sort_values("item_id")
         # one representative per exact-duplicate group takes part
         rep_of_hash = readable.drop_duplicates("pixel_hash").set_index("pixel_hash")["item_id"]
@@ -103,7 +105,7 @@ class NearDuplicateCheck:
         inverse = inverse.reshape(pairs.shape)
         sizes = metrics.set_index("item_id")[["width", "height"]].reindex(involved).fillna(32).to_numpy()
         diffs, peaks = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes,
-                                        colour_matters=self.colour_matters, with_peaks=True)
+                                        colour_matters=self.colour_matters, with_peaks=True, scratch_dir=scratch_dir)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = passes_tiers(diffs, crowd, self.tiers, peaks)

@@ -50,10 +50,12 @@ def shift_free_neighbours(thumbs, readable: np.ndarray | None = None, k: int = S
     return knn_rows(rows, n, rows(np.arange(1)).shape[1], min(k, n - 1))[0]
 
 
-def image_findings(metrics, thumbs, readable: np.ndarray, nbrs: Neighbours, colour_matters: bool = True) -> list:
+def image_findings(metrics, thumbs, readable: np.ndarray, nbrs: Neighbours, colour_matters: bool = True,
+                   scratch_dir=None) -> list:
     """Findings frames of the image checks, exact duplicates and near duplicates. Adds the
     ``sharpness_reference`` column to ``metrics``. ``colour_matters=False``: near duplicates
-    compared in luminance only (a recoloured copy is a copy)."""
+    compared in luminance only (a recoloured copy is a copy); ``scratch_dir``: where a large
+    alignment may keep temporary files."""
     metrics["sharpness_reference"] = sharpness_reference(metrics, readable, nbrs.pixel_idx)
     findings = run_image_checks(metrics)
     exact = ExactDuplicateCheck().find(metrics)
@@ -62,5 +64,5 @@ def image_findings(metrics, thumbs, readable: np.ndarray, nbrs: Neighbours, colo
     candidates = np.concatenate([pairs(readable, nbrs.idx, CANDIDATES), pairs(readable, nbrs.pixel_idx, CANDIDATES),
                                  pairs(readable, shift_free_neighbours(thumbs, readable), SHIFT_FREE_CANDIDATES)])
     near = NearDuplicateCheck(colour_matters=colour_matters)
-    findings.append(near.find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1))
+    findings.append(near.find(metrics, thumbs, candidates, group_offset=n_exact_groups + 1, scratch_dir=scratch_dir))
     return findings

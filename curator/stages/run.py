@@ -31,6 +31,7 @@ class DatasetInputs:
     user: np.ndarray | None = None
     methods: list = field(default_factory=lambda: ["umap"])
     ignore_colour: bool = False  # near duplicates compared in luminance only
+    scratch_dir: object = None  # a folder of the user's for the alignment's temporary files (large projects)
 
 
 @dataclass
@@ -57,7 +58,8 @@ def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> D
     status.end()
 
     status.begin("duplicates")
-    findings = image_findings(metrics, inputs.thumbs, readable, nbrs, colour_matters=not inputs.ignore_colour)
+    findings = image_findings(metrics, inputs.thumbs, readable, nbrs, colour_matters=not inputs.ignore_colour,
+                              scratch_dir=inputs.scratch_dir)
     status.end()
 
     status.begin("labels")
