@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import time
 from contextlib import closing, contextmanager
@@ -242,6 +243,8 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     """Stage 2: the dataset-level stages (curator/stages: neighbours, checks, labels,
     outliers, projection) on the project's arrays; one write at the end. Returns the issue
     counts, the feature space the label check used and the map's space with its agreement."""
+    for stale in project.array_path("").glob(".curator-align-*"):  # left by a killed run (the lock is ours)
+        shutil.rmtree(stale, ignore_errors=True)
     inputs = DatasetInputs(project.metrics(), np.load(project.array_path(emb_file), mmap_mode="r"),
                            np.asarray(project.thumbnails()), project.classes, user=load_user_embeddings(project),
                            methods=parse_methods(opts.projection), ignore_colour=bool(opts.ignore_colour),

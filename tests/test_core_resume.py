@@ -173,6 +173,20 @@ def test_label_change_recomputes_issues_without_re_embedding(resume_runs, tmp_pa
     assert analyze(proj, _opts()).up_to_date
 
 
+def test_alignment_files_left_by_a_killed_run_are_removed(resume_runs, tmp_path):
+    """A run killed while large near-duplicate alignment files were in the arrays folder
+    leaves them; the next analysis that recomputes the issues removes them."""
+    shutil.copytree(resume_runs["ref"].root, tmp_path / "p")
+    proj = Project(tmp_path / "p")
+    stale = proj.array_path(".curator-align-abc123")
+    stale.mkdir()
+    (stale / "colour-32.npy").write_bytes(b"x" * 1000)
+    proj.db.execute("UPDATE items SET label = '7' WHERE item_id = 0")  # the issues are recomputed
+    assert not analyze(proj, _opts()).up_to_date
+    assert not stale.exists()
+    assert any(proj.array_path("").glob("embeddings-*.npy"))  # nothing else went
+
+
 def test_missing_embeddings_file_is_rebuilt_by_rerunning(resume_runs, tmp_path):
     """The error says "run analyze again", so running it again must repair the project."""
     shutil.copytree(resume_runs["ref"].root, tmp_path / "p")
