@@ -438,18 +438,22 @@ def test_shifted_copies_of_tiny_images_are_candidates():
     assert np.mean(found) >= 0.9
 
 
+def _copies_and_random_pairs(seed: int):
+    """80 random 32 px thumbnails (40 and a noisy copy of each), the 40 copy pairs and 200
+    random pairs, and their native sizes."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    pairs = np.concatenate([np.stack([np.arange(40), np.arange(40) + 40], 1), rng.integers(0, 80, (200, 2))])
+    return np.concatenate([base, noisy]), pairs[pairs[:, 0] != pairs[:, 1]], np.full((80, 2), 32)
+
+
 def test_pairs_in_blocks_give_the_same_differences(monkeypatch):
     """Beyond PREPARE_LIMIT images the pairs are aligned block by block (memory bounded by the
     block, not the dataset): every difference is the same as all at once."""
     import curator.checks.align as align
 
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
-    noisy = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-    thumbs = np.concatenate([base, noisy])
-    pairs = np.concatenate([np.stack([np.arange(40), np.arange(40) + 40], 1), rng.integers(0, 80, (200, 2))])
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    sizes = np.full((80, 2), 32)
+    thumbs, pairs, sizes = _copies_and_random_pairs(0)
     whole = pair_differences(thumbs, pairs, sizes=sizes)
     monkeypatch.setattr(align, "PREPARE_LIMIT", 10)
     monkeypatch.setattr(align, "BLOCK_PAIRS", 16)
@@ -465,13 +469,7 @@ def test_prepared_images_on_disk_give_the_same_differences_and_leave_nothing(mon
     small project makes no folder at all."""
     import curator.checks.align as align
 
-    rng = np.random.default_rng(1)
-    base = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
-    noisy = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-    thumbs = np.concatenate([base, noisy])
-    pairs = np.concatenate([np.stack([np.arange(40), np.arange(40) + 40], 1), rng.integers(0, 80, (200, 2))])
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    sizes = np.full((80, 2), 32)
+    thumbs, pairs, sizes = _copies_and_random_pairs(1)
     whole, whole_peaks = pair_differences(thumbs, pairs, sizes=sizes, with_peaks=True, scratch_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []  # everything fitted in memory: no folder made
 
