@@ -29,6 +29,7 @@ import pandas as pd
 from . import __version__
 from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution
 from .arrays import checksum, open_array, problem
+from .checks.align import SCRATCH_PREFIX
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE
 from .per_image import ENGINES, open_engine
@@ -243,7 +244,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
     """Stage 2: the dataset-level stages (curator/stages: neighbours, checks, labels,
     outliers, projection) on the project's arrays; one write at the end. Returns the issue
     counts, the feature space the label check used and the map's space with its agreement."""
-    for stale in project.array_path("").glob(".curator-align-*"):  # left by a killed run (the lock is ours)
+    for stale in project.array_path("").glob(SCRATCH_PREFIX + "*"):  # left by a killed run (the lock is ours)
         shutil.rmtree(stale, ignore_errors=True)
     inputs = DatasetInputs(project.metrics(), np.load(project.array_path(emb_file), mmap_mode="r"),
                            np.asarray(project.thumbnails()), project.classes, user=load_user_embeddings(project),

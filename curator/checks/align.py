@@ -97,14 +97,17 @@ def _sample_positions(scale: np.ndarray, shift: np.ndarray, s: int) -> np.ndarra
     return c + scale[:, None] * (np.arange(s, dtype=np.float32) - c)[None] + shift[:, None]
 
 
+def _positions(params: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) sampled by the warp ``params`` (P, 4) = (ty, tx, sy, sx), each (P, S)."""
+    return _sample_positions(params[:, 2], params[:, 0], s), _sample_positions(params[:, 3], params[:, 1], s)
+
+
 def warp(img: np.ndarray, params: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
     """Bilinear resampling of each (S, S, C) image at y' = cy + sy (y - cy) + ty (x likewise),
     positions clamped to the frame; params (P, 4) = (ty, tx, sy, sx) with scales around 1.
     The warp is separable (no rotation): a compiled four-tap kernel. ``idx`` (P,): ``img``
     is a stack of images, and row p of the result warps img[idx[p]]."""
-    s = img.shape[1]
-    pos_y = _sample_positions(params[:, 2], params[:, 0], s)
-    pos_x = _sample_positions(params[:, 3], params[:, 1], s)
+    pos_y, pos_x = _positions(params, img.shape[1])
     return _kernels().bilinear_warp(img, pos_y, pos_x, idx)
 
 
@@ -114,7 +117,7 @@ def coverage(params: np.ndarray, s: int, bleed: float = 0.0) -> np.ndarray:
     run off, a further band this wide is left out too: the smoothing carried whatever filled
     the far side of that edge (a shifted copy's padding) into it."""
     out = []
-    for pos in (_sample_positions(params[:, 2], params[:, 0], s), _sample_positions(params[:, 3], params[:, 1], s)):
+    for pos in _positions(params, s):
         lo, hi = np.full(len(pos), -0.5, np.float32), np.full(len(pos), s - 0.5, np.float32)
         if bleed:
             lo = np.where(pos.min(axis=1) < -0.5, lo + bleed, lo)
@@ -158,9 +161,7 @@ def _warped_mean_abs(a: np.ndarray, b: np.ndarray, params: np.ndarray, ia: np.nd
     """Mean |a[ia[p]] - warp(b, params, ib)[p]| over the window MARGIN inside the frame, per
     pair, in one compiled pass (stacks a and b, the pairs' indices ``ia`` / ``ib``): no warped
     copy of each pair's image is made."""
-    s = a.shape[1]
-    pos_y = _sample_positions(params[:, 2], params[:, 0], s)
-    pos_x = _sample_positions(params[:, 3], params[:, 1], s)
+    pos_y, pos_x = _positions(params, a.shape[1])
     return _kernels().warped_mean_abs(a, b, pos_y, pos_x, MARGIN, ia, ib)
 
 
@@ -339,8 +340,11 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
             scratch.close()
 
 
+SCRATCH_PREFIX = ".curator-align-"  # temporary folders of pair_differences in a scratch_dir
+
+
 class _Scratch:
-    """A temporary folder inside ``parent`` (``.curator-align-*``), made on first use and
+    """A temporary folder inside ``parent`` (SCRATCH_PREFIX...), made on first use and
     removed with its files by :meth:`close`, even when the alignment fails."""
 
     def __init__(self, parent):
@@ -350,7 +354,7 @@ class _Scratch:
         import tempfile
 
         if self._folder is None:
-            self._folder = tempfile.TemporaryDirectory(dir=self.parent, prefix=".curator-align-")
+            self._folder = tempfile.TemporaryDirectory(dir=self.parent, prefix=SCRATCH_PREFIX)
         return os.path.join(self._folder.name, name)
 
     def close(self) -> None:
@@ -534,27 +538,24 @@ def _smoothed(lum: np.ndarray) -> list:
     return [gaussian_filter(lum, sigma=(0, sigma, sigma, 0), mode="nearest") for sigma in PYRAMID]
 
 
-def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray, anisotropy: np.ndarray | None = None,
-                   pyramid: list | None = None) -> np.ndarray:
+def coarse_to_fine(a: np.ndarray, b: np.ndarray, params: np.ndarray, anisotropy: np.ndarray | None,
+                   pyramid: list) -> np.ndarray:
     """Refine on more strongly smoothed copies first (a wider basin: a 20% rescale moves the
     border by 3 px), then at the working smoothness. ``pyramid``: those copies of a and b,
-    [(a, b)] per PYRAMID level, when already made."""
-    if pyramid is None:
-        pyramid = list(zip(_smoothed(a), _smoothed(b)))
+    [(a, b)] per PYRAMID level (:func:`_smoothed`)."""
     for blurred_a, blurred_b in pyramid:
         params = refine(blurred_a, blurred_b, params, iterations=ITERATIONS, anisotropy=anisotropy)
     return refine(a, b, params, iterations=ITERATIONS, anisotropy=anisotropy)
 
 
 def _refined(colour: np.ndarray, lum: np.ndarray, ia: np.ndarray, ib: np.ndarray, params: np.ndarray,
-             coarse: np.ndarray, anisotropy: np.ndarray | None = None,
-             bleed: float = 0.0, pyramid: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+             coarse: np.ndarray, anisotropy: np.ndarray | None, bleed: float,
+             pyramid: list) -> tuple[np.ndarray, np.ndarray]:
     """Refine the alignment of pairs (ia, ib) from ``params`` on luminance; the smaller of the
     coarse and the refined colour difference, in both directions where the first leaves a
     visible difference, and the :func:`peak_difference` of the refined direction with the
     smaller difference. ``bleed``: see :func:`coverage`. ``pyramid``: :func:`_smoothed` of
     ``lum``, made once for the whole stack."""
-    pyramid = _smoothed(lum) if pyramid is None else pyramid
     forward = coarse_to_fine(lum[ia], lum[ib], params, anisotropy, [(x[ia], x[ib]) for x in pyramid])
     refined, peak = masked_difference(colour[ia], colour[ib], forward, bleed, with_peak=True)
     result = np.minimum(coarse, refined)
