@@ -69,6 +69,30 @@ def best_whole_shift(a, b, reach, margin, ia=None, ib=None):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def _column_taps(pos_x, s, channels, lx, wx, lo, hi):
+    """Fill the left tap's offset ``lx`` and weight ``wx`` of columns lo..hi-1 sampled at
+    ``pos_x`` (S,), clamped to the frame: the same for every row of one warp."""
+    top = np.float32(s - 1)
+    for x in range(lo, hi):
+        px = min(max(pos_x[x], np.float32(0.0)), top)
+        lx[x] = min(int(np.floor(px)), s - 2) * channels
+        wx[x] = px - lx[x] // channels
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _blended_row(img, py, tmp):
+    """``tmp`` = the two rows of ``img`` (S, S * C) around row position ``py`` (clamped to the
+    frame) blended linearly (contiguous: vectorised)."""
+    s = img.shape[0]
+    py = min(max(py, np.float32(0.0)), np.float32(s - 1))
+    ly = min(int(np.floor(py)), s - 2)
+    wy = np.float32(py - ly)
+    upper, lower = img[ly], img[ly + 1]
+    for i in range(tmp.shape[0]):
+        tmp[i] = (1 - wy) * upper[i] + wy * lower[i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _bilinear(img, idx, pos_y, pos_x, channels):
     p_count = len(idx)
     s, row = img.shape[1], img.shape[2]
@@ -76,19 +100,10 @@ def _bilinear(img, idx, pos_y, pos_x, channels):
     tmp = np.empty(row, np.float32)
     lx = np.empty(s, np.int64)
     wx = np.empty(s, np.float32)
-    top = np.float32(s - 1)
     for p in range(p_count):
-        for x in range(s):  # the column taps, the same for every row
-            px = min(max(pos_x[p, x], np.float32(0.0)), top)
-            lx[x] = min(int(np.floor(px)), s - 2) * channels
-            wx[x] = px - lx[x] // channels
+        _column_taps(pos_x[p], s, channels, lx, wx, 0, s)
         for y in range(s):
-            py = min(max(pos_y[p, y], np.float32(0.0)), top)
-            ly = min(int(np.floor(py)), s - 2)
-            wy = np.float32(py - ly)
-            upper, lower = img[idx[p], ly], img[idx[p], ly + 1]
-            for i in range(row):  # the two source rows blended (contiguous: vectorised)
-                tmp[i] = (1 - wy) * upper[i] + wy * lower[i]
+            _blended_row(img[idx[p]], pos_y[p, y], tmp)
             for x in range(s):
                 for c in range(channels):
                     out[p, y, x * channels + c] = (1 - wx[x]) * tmp[lx[x] + c] + wx[x] * tmp[lx[x] + channels + c]
@@ -117,21 +132,12 @@ def _warped_mean_abs(a, ia, b, ib, pos_y, pos_x, margin, channels):
     lx = np.empty(s, np.int64)
     wx = np.empty(s, np.float32)
     tmp = np.empty(s * channels, np.float32)
-    top = np.float32(s - 1)
     norm = np.float32(1.0 / (inner * inner * channels))
     for p in range(p_count):
-        for x in range(margin, s - margin):
-            px = min(max(pos_x[p, x], np.float32(0.0)), top)
-            lx[x] = min(int(np.floor(px)), s - 2) * channels
-            wx[x] = px - lx[x] // channels
+        _column_taps(pos_x[p], s, channels, lx, wx, margin, s - margin)
         total = np.float32(0.0)
         for y in range(margin, s - margin):
-            py = min(max(pos_y[p, y], np.float32(0.0)), top)
-            ly = min(int(np.floor(py)), s - 2)
-            wy = np.float32(py - ly)
-            upper, lower = b[ib[p], ly], b[ib[p], ly + 1]
-            for i in range(s * channels):
-                tmp[i] = (1 - wy) * upper[i] + wy * lower[i]
+            _blended_row(b[ib[p]], pos_y[p, y], tmp)
             row = a[ia[p], y]
             for x in range(margin, s - margin):
                 for c in range(channels):
