@@ -331,13 +331,61 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
     compared in blocks (:func:`_blocks`), each preparing its images afresh (at 1M images about
     20 times over).
     """
-    scratch = _Scratch(scratch_dir) if scratch_dir is not None else None
-    try:
-        return _pair_differences(thumbs, pairs, sides, chunk, refine_per_image, queries_only, sizes, colour_matters,
-                                 with_peaks, scratch)
-    finally:
-        if scratch is not None:
-            scratch.close()
+    with _Scratch(scratch_dir) as scratch:
+        pairs = np.asarray(pairs, dtype=np.int64)
+        anisotropy = guesses = None
+        if sizes is not None:
+            sizes = np.asarray(sizes, dtype=np.float64)
+            sides = sizes.min(axis=1)
+            anisotropy = allowed_anisotropy(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
+            guesses = crop_scales(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
+        levels = np.full(len(pairs), thumbs.shape[1], dtype=np.int64)
+        if sides is not None:
+            per_image = comparison_level(sides, thumbs.shape[1])
+            levels = np.minimum(per_image[pairs[:, 0]], per_image[pairs[:, 1]])
+        out = np.empty(len(pairs), dtype=np.float32)
+        params = np.empty((len(pairs), 4), dtype=np.float32)
+        peaks = np.full(len(pairs), np.nan, dtype=np.float32)
+        # level -> (its rows, stack positions, colour, luminance, pyramid) of levels searched in one
+        # block, kept for the refinement: those on disk always, those in memory while they hold no
+        # more than PREPARE_LIMIT images in all (the reuse adds at most one block's worth of memory,
+        # however many sizes the images come in)
+        prepared, kept = {}, 0
+        for level, block in _blocks(pairs, levels, on_disk=scratch.usable):
+            inverse, colour, lum, pooled, pyramid = _prepared(thumbs, pairs[block], level, colour_matters, scratch)
+            whole = len(block) == int((levels == level).sum())
+            if whole and (pyramid is not None or kept + len(lum) <= PREPARE_LIMIT):  # on disk, or room in memory
+                prepared[level] = (block, inverse, colour, lum, pyramid)
+                kept += 0 if pyramid is not None else len(lum)
+
+            def search(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pooled=pooled):
+                ia, ib = inverse[start:stop].T
+                rows = block[start:stop]
+                # the search runs on luminance (3x cheaper); the difference it leaves, in colour;
+                # the kernels read the images through the pair indices (no per-pair copies)
+                params[rows] = initial_alignment(lum, ia, ib, None if guesses is None else guesses[rows], pooled)[0]
+                out[rows] = _warped_mean_abs(colour, colour, params[rows], ia, ib)
+
+            _each_chunk(search, len(block), chunk)
+        todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)
+        for level, block in _blocks(pairs, levels, todo, on_disk=scratch.usable):
+            if level in prepared:  # the search's prepared images serve again
+                searched, positions, colour, lum, pyramid = prepared[level]
+                inverse = positions[np.searchsorted(searched, block)]
+            else:
+                inverse, colour, lum, _, pyramid = _prepared(thumbs, pairs[block], level, colour_matters, scratch)
+            if pyramid is None:
+                pyramid = _smoothed(lum)  # once per image, not per pair and direction
+            bleed = thumbs.shape[1] / level + SMOOTH_SIGMA  # one comparison sample plus the smoothing
+
+            def refine_chunk(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pyramid=pyramid, bleed=bleed):
+                ia, ib = inverse[start:stop].T
+                rows = block[start:stop]
+                band = None if anisotropy is None else anisotropy[rows]
+                out[rows], peaks[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed, pyramid)
+
+            _each_chunk(refine_chunk, len(block), chunk)
+        return (out, peaks) if with_peaks else out
 
 
 SCRATCH_PREFIX = ".curator-align-"  # temporary folders of pair_differences in a scratch_dir
@@ -345,10 +393,15 @@ SCRATCH_PREFIX = ".curator-align-"  # temporary folders of pair_differences in a
 
 class _Scratch:
     """A temporary folder inside ``parent`` (SCRATCH_PREFIX...), made on first use and
-    removed with its files by :meth:`close`, even when the alignment fails."""
+    removed with its files when the ``with`` block ends, even when the alignment fails;
+    ``parent`` None: no folder may be made (:attr:`usable` is False)."""
 
     def __init__(self, parent):
         self.parent, self._folder = parent, None
+
+    @property
+    def usable(self) -> bool:
+        return self.parent is not None
 
     def path(self, name: str) -> str:
         import tempfile
@@ -357,68 +410,16 @@ class _Scratch:
             self._folder = tempfile.TemporaryDirectory(dir=self.parent, prefix=SCRATCH_PREFIX)
         return os.path.join(self._folder.name, name)
 
-    def close(self) -> None:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
+        return False
 
 
-def _pair_differences(thumbs, pairs, sides, chunk, refine_per_image, queries_only, sizes, colour_matters, with_peaks,
-                      scratch):
-    pairs = np.asarray(pairs, dtype=np.int64)
-    anisotropy = guesses = None
-    if sizes is not None:
-        sizes = np.asarray(sizes, dtype=np.float64)
-        sides = sizes.min(axis=1)
-        anisotropy = allowed_anisotropy(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
-        guesses = crop_scales(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
-    levels = np.full(len(pairs), thumbs.shape[1], dtype=np.int64)
-    if sides is not None:
-        per_image = comparison_level(sides, thumbs.shape[1])
-        levels = np.minimum(per_image[pairs[:, 0]], per_image[pairs[:, 1]])
-    out = np.empty(len(pairs), dtype=np.float32)
-    params = np.empty((len(pairs), 4), dtype=np.float32)
-    peaks = np.full(len(pairs), np.nan, dtype=np.float32)
-    # level -> (its rows, stack positions, colour, luminance, pyramid) of levels searched in one
-    # block, kept for the refinement: those on disk always, those in memory while they hold no
-    # more than PREPARE_LIMIT images in all (the reuse adds at most one block's worth of memory,
-    # however many sizes the images come in)
-    prepared, kept = {}, 0
-    for level, block in _blocks(pairs, levels, on_disk=scratch is not None):
-        inverse, colour, lum, pooled, pyramid = _prepared(thumbs, pairs[block], level, colour_matters, scratch)
-        whole = len(block) == int((levels == level).sum())
-        if whole and (pyramid is not None or kept + len(lum) <= PREPARE_LIMIT):  # on disk, or room in memory
-            prepared[level] = (block, inverse, colour, lum, pyramid)
-            kept += 0 if pyramid is not None else len(lum)
-
-        def search(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pooled=pooled):
-            ia, ib = inverse[start:stop].T
-            rows = block[start:stop]
-            # the search runs on luminance (3x cheaper); the difference it leaves, in colour;
-            # the kernels read the images through the pair indices (no per-pair copies)
-            params[rows] = initial_alignment(lum, ia, ib, None if guesses is None else guesses[rows], pooled)[0]
-            out[rows] = _warped_mean_abs(colour, colour, params[rows], ia, ib)
-
-        _each_chunk(search, len(block), chunk)
-    todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)
-    for level, block in _blocks(pairs, levels, todo, on_disk=scratch is not None):
-        if level in prepared:  # the search's prepared images serve again
-            searched, positions, colour, lum, pyramid = prepared[level]
-            inverse = positions[np.searchsorted(searched, block)]
-        else:
-            inverse, colour, lum, _, pyramid = _prepared(thumbs, pairs[block], level, colour_matters, scratch)
-        if pyramid is None:
-            pyramid = _smoothed(lum)  # once per image, not per pair and direction
-        bleed = thumbs.shape[1] / level + SMOOTH_SIGMA  # one comparison sample plus the smoothing
-
-        def refine_chunk(start, stop, block=block, inverse=inverse, colour=colour, lum=lum, pyramid=pyramid, bleed=bleed):
-            ia, ib = inverse[start:stop].T
-            rows = block[start:stop]
-            band = None if anisotropy is None else anisotropy[rows]
-            out[rows], peaks[rows] = _refined(colour, lum, ia, ib, params[rows], out[rows], band, bleed, pyramid)
-
-        _each_chunk(refine_chunk, len(block), chunk)
-    return (out, peaks) if with_peaks else out
 
 
 PREPARE_LIMIT = 40_000  # images whose prepared thumbnails are held at once (about 16 KB each a level)
@@ -444,7 +445,7 @@ def _blocks(pairs: np.ndarray, levels: np.ndarray, wanted: np.ndarray | None = N
 PREPARE_CHUNK = 4096  # images prepared at a time (each thread its own chunks)
 
 
-def _prepared(thumbs: np.ndarray, block_pairs: np.ndarray, level: int, colour_matters: bool, scratch=None):
+def _prepared(thumbs: np.ndarray, block_pairs: np.ndarray, level: int, colour_matters: bool, scratch: _Scratch):
     """(pair positions into the block's images (B, 2), colour (M, S, S, C), luminance (M, S, S, 1),
     luminance pooled (:func:`_pool`), pyramid) for the images of one block of pairs, each
     prepared as :func:`prepare` does, in
@@ -456,7 +457,7 @@ def _prepared(thumbs: np.ndarray, block_pairs: np.ndarray, level: int, colour_ma
     involved, inverse = np.unique(block_pairs, return_inverse=True)
     m, s = len(involved), thumbs.shape[1]
     channels = thumbs.shape[3] if thumbs.ndim == 4 and colour_matters else 1
-    on_disk = scratch is not None and m > PREPARE_LIMIT
+    on_disk = scratch.usable and m > PREPARE_LIMIT
 
     def new(name, c, side=s):
         if not on_disk:
