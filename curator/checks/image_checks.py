@@ -89,8 +89,9 @@ class DarkCheck(ImageCheck):
     percentile keeps MNIST-style images (black background, white strokes) clean; the mean
     keeps blurred ones clean (blur lowers the peaks, but not the mean, while darkening lowers
     both). On an image also flagged ``blurry`` the mean must be below ``blurred_mean_ratio``
-    x that reference (:func:`run_image_checks`). Score: 1 - brightness_high / median. Severe
-    below ``severe_ratio`` x median.
+    x that reference (:func:`run_image_checks`). A transparent picture in one flat paint
+    (black letters, line art: :func:`_flat_paint`) is never dark. Score: 1 - brightness_high /
+    median. Severe below ``severe_ratio`` x median.
     """
 
     name = "dark"
@@ -116,7 +117,7 @@ class DarkCheck(ImageCheck):
         dim = self.tone_shift(m) < self.mean_ratio
         score = np.clip(1.0 - v / ref, 0.0, 1.0)
         black = (v < self.always_below) & ~_silhouette(m)
-        flag = ((v < self.ratio * ref) & (v < self.absolute_max) & dim & relative) | black
+        flag = (((v < self.ratio * ref) & (v < self.absolute_max) & dim & relative) | black) & ~_flat_paint(m)
         severe = flag & ((v < self.severe_ratio * ref) | black)
         return score, flag, severe
 
@@ -135,7 +136,8 @@ class BrightCheck(ImageCheck):
     ``always_below`` (a practically white image, unless a transparent picture whose silhouette
     shows); on an image also flagged ``blurry``, the
     mean headroom must be below ``blurred_mean_ratio`` x that reference
-    (:func:`run_image_checks`). Score: 1 - headroom / median.
+    (:func:`run_image_checks`). A transparent picture in one flat paint (:func:`_flat_paint`)
+    is never bright. Score: 1 - headroom / median.
     """
 
     name = "bright"
@@ -159,7 +161,7 @@ class BrightCheck(ImageCheck):
         light = self.tone_shift(m) < self.mean_ratio
         score = np.clip(1.0 - headroom / ref, 0.0, 1.0)
         white = (headroom < self.always_below) & ~_silhouette(m)
-        flag = ((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light & relative) | white
+        flag = (((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light & relative) | white) & ~_flat_paint(m)
         severe = flag & ((headroom < self.severe_ratio * ref) | white)
         return score, flag, severe
 
@@ -280,7 +282,10 @@ class LowInformationCheck(ImageCheck):
     transparent image). Sparse content on a plain background (a thin handwritten "1", line-art
     icons) has low entropy but full contrast: it is content, not its absence. A transparent
     picture is judged by the larger of its inside's and its silhouette's entropy and contrast
-    (:func:`_shown`): a one-colour symbolic icon is flat inside, and its shape is its content.
+    (:func:`_shown`): a one-colour symbolic icon is flat inside, and its shape is its content;
+    and the sparse rule does not apply to it (a black letter or a minus sign on transparency has
+    0.6-1.1 bits of entropy at full contrast: clip art, not a blank frame), only the faint one
+    does.
     Score: 1 - entropy / median entropy (1 for flat or transparent images).
 
     Darkening or brightening squeezes the grey levels together and so lowers the entropy: an
@@ -303,7 +308,8 @@ class LowInformationCheck(ImageCheck):
         blank = (contrast < self.min_contrast) | (_opacity(m) < self.min_opacity)
         score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
         faint = contrast < self.contrast_ratio * max(float(np.nanmedian(contrast)), 1e-6)
-        flag = blank | (e < self.sparse_ratio * ref) | ((e < self.ratio * ref) & faint)
+        sparse = (e < self.sparse_ratio * ref) & ~_silhouette(m)
+        flag = blank | sparse | ((e < self.ratio * ref) & faint)
         return score, flag, blank | (e < self.severe_ratio * ref)
 
     def constant(self, m) -> np.ndarray:
@@ -332,6 +338,20 @@ def _silhouette(m: pd.DataFrame, min_contrast: float = 0.02) -> np.ndarray:
         return np.zeros(len(m), dtype=bool)
     shown = np.nan_to_num(m["outline_contrast"].to_numpy(dtype=float), nan=0.0) >= min_contrast
     return shown & (_opacity(m) < 0.99)
+
+
+def _flat_paint(m: pd.DataFrame, max_contrast: float = 0.02, max_entropy: float = 1.0) -> np.ndarray:
+    """Transparent pictures drawn in one flat paint whose shape shows: black letters and line
+    art on transparency, white symbolic icons. Inside, their contrast is below
+    ``max_contrast`` and their entropy below ``max_entropy`` bits (one grey level, give or
+    take its anti-aliased edge). Their tone is their design, not their exposure, and a
+    darkened or brightened copy of one flat paint is just another flat paint, so neither
+    ``dark`` nor ``bright`` applies (a black-inked alphabet in a colour clip-art set had 204 of
+    its 208 letters flagged ``dark``, all at contrast and entropy 0; darkened pictures keep
+    some detail: contrast 0.017 or more, entropy 1.7 bits or more)."""
+    inside_contrast = np.nan_to_num(m["contrast"].to_numpy(dtype=float), nan=1.0)
+    inside_entropy = np.nan_to_num(m["entropy"].to_numpy(dtype=float), nan=8.0)
+    return _silhouette(m) & (inside_contrast < max_contrast) & (inside_entropy < max_entropy)
 
 
 def _opacity(m: pd.DataFrame) -> np.ndarray:
