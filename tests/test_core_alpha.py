@@ -222,8 +222,13 @@ def test_black_paint_among_colour_icons_is_neither_dark_nor_empty(tmp_path):
     assert flagged(DarkCheck(), m) == {32}
 
 
-def test_white_paint_among_colour_icons_is_not_bright(tmp_path):
-    images = [gradient_disc(seed) for seed in range(30)] + [symbolic(99, paint=(255, 255, 255)),
-                                                         scale_rgb(gradient_disc(31), lambda a: 255 - (255 - a) * 0.15)]
+def test_white_paint_is_not_bright_but_black_paint_brightened_to_pale_grey_is(tmp_path):
+    """White paint cannot be brightened; a black letter brightened into pale grey paint (the
+    suite's planted `bright` stamps) is bright like any brightened picture."""
+    images = [gradient_disc(seed) for seed in range(30)] + [
+        symbolic(99, paint=(255, 255, 255)),
+        scale_rgb(gradient_disc(31), lambda a: 255 - (255 - a) * 0.15),
+        symbolic(98, paint=(220, 220, 220)),
+    ]
     m = metrics_of(images, tmp_path)
-    assert flagged(BrightCheck(), m) == {31}
+    assert flagged(BrightCheck(), m) == {31, 32}

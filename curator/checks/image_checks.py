@@ -89,7 +89,7 @@ class DarkCheck(ImageCheck):
     percentile keeps MNIST-style images (black background, white strokes) clean; the mean
     keeps blurred ones clean (blur lowers the peaks, but not the mean, while darkening lowers
     both). On an image also flagged ``blurry`` the mean must be below ``blurred_mean_ratio``
-    x that reference (:func:`run_image_checks`). A transparent picture in one flat paint
+    x that reference (:func:`run_image_checks`). A transparent picture in one flat black paint
     (black letters, line art: :func:`_flat_paint`) is never dark. Score: 1 - brightness_high /
     median. Severe below ``severe_ratio`` x median.
     """
@@ -117,7 +117,8 @@ class DarkCheck(ImageCheck):
         dim = self.tone_shift(m) < self.mean_ratio
         score = np.clip(1.0 - v / ref, 0.0, 1.0)
         black = (v < self.always_below) & ~_silhouette(m)
-        flag = (((v < self.ratio * ref) & (v < self.absolute_max) & dim & relative) | black) & ~_flat_paint(m)
+        black_paint = _flat_paint(m) & (v < self.always_below)
+        flag = (((v < self.ratio * ref) & (v < self.absolute_max) & dim & relative) | black) & ~black_paint
         severe = flag & ((v < self.severe_ratio * ref) | black)
         return score, flag, severe
 
@@ -136,8 +137,8 @@ class BrightCheck(ImageCheck):
     ``always_below`` (a practically white image, unless a transparent picture whose silhouette
     shows); on an image also flagged ``blurry``, the
     mean headroom must be below ``blurred_mean_ratio`` x that reference
-    (:func:`run_image_checks`). A transparent picture in one flat paint (:func:`_flat_paint`)
-    is never bright. Score: 1 - headroom / median.
+    (:func:`run_image_checks`). A transparent picture in one flat white paint
+    (:func:`_flat_paint`) is never bright. Score: 1 - headroom / median.
     """
 
     name = "bright"
@@ -161,7 +162,8 @@ class BrightCheck(ImageCheck):
         light = self.tone_shift(m) < self.mean_ratio
         score = np.clip(1.0 - headroom / ref, 0.0, 1.0)
         white = (headroom < self.always_below) & ~_silhouette(m)
-        flag = (((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light & relative) | white) & ~_flat_paint(m)
+        white_paint = _flat_paint(m) & (headroom < self.always_below)
+        flag = (((headroom < self.ratio * ref) & (headroom < self.absolute_max) & light & relative) | white) & ~white_paint
         severe = flag & ((headroom < self.severe_ratio * ref) | white)
         return score, flag, severe
 
@@ -344,11 +346,12 @@ def _flat_paint(m: pd.DataFrame, max_contrast: float = 0.02, max_entropy: float 
     """Transparent pictures drawn in one flat paint whose shape shows: black letters and line
     art on transparency, white symbolic icons. Inside, their contrast is below
     ``max_contrast`` and their entropy below ``max_entropy`` bits (one grey level, give or
-    take its anti-aliased edge). Their tone is their design, not their exposure, and a
-    darkened or brightened copy of one flat paint is just another flat paint, so neither
-    ``dark`` nor ``bright`` applies (a black-inked alphabet in a colour clip-art set had 204 of
-    its 208 letters flagged ``dark``, all at contrast and entropy 0; darkened pictures keep
-    some detail: contrast 0.017 or more, entropy 1.7 bits or more)."""
+    take its anti-aliased edge). In black paint such a picture is not dark, in white paint not
+    bright: its tone is its design, and darkening black (or brightening white) paint changes
+    nothing (a black-inked alphabet in a colour clip-art set had 204 of its 208 letters flagged
+    ``dark``, all at contrast and entropy 0; darkened pictures keep some detail: contrast
+    0.017 or more, entropy 1.7 bits or more). A black letter brightened into pale grey paint
+    is another matter: it is judged like any picture."""
     inside_contrast = np.nan_to_num(m["contrast"].to_numpy(dtype=float), nan=1.0)
     inside_entropy = np.nan_to_num(m["entropy"].to_numpy(dtype=float), nan=8.0)
     return _silhouette(m) & (inside_contrast < max_contrast) & (inside_entropy < max_entropy)
