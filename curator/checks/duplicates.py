@@ -15,8 +15,40 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..imaging import BACKGROUND
 from .align import pair_differences, rank_within_nodes
 from .base import Finding, empty_findings
+
+
+GROUND = BACKGROUND[0]  # the neutral grey that transparent pixels are composited on
+MIN_PICTURE_CONTRAST = 0.05  # inside contrast below which a transparent picture keeps the grey ground
+
+
+def transparent_pictures(metrics: pd.DataFrame) -> np.ndarray:
+    """Rows that are transparent pictures with detail inside (opacity below 0.99, inside
+    contrast at least MIN_PICTURE_CONTRAST): those :func:`on_own_ground` recomposes. A flat
+    paint (a black letter, a symbolic icon) keeps the grey: on its own mean colour it would
+    vanish."""
+    opacity = metrics["opacity"].fillna(1.0).to_numpy(dtype=float)
+    contrast = metrics["contrast"].fillna(0.0).to_numpy(dtype=float) if "contrast" in metrics else np.zeros(len(metrics))
+    return (opacity < 0.99) & (contrast >= MIN_PICTURE_CONTRAST)
+
+
+def on_own_ground(thumbs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Copies of the chosen thumbnails in which the pixels of the grey ground (exactly
+    GROUND in every channel: fully transparent there) take the mean colour of the rest, the
+    picture. A brightness or contrast change of a transparent picture leaves its transparent
+    pixels alone, so on the grey ground the copy differs from its original by a step along
+    the whole silhouette that no gain and offset removes; on its own mean colour the ground
+    moves with the picture (mean' = gain x mean + offset)."""
+    part = np.array(thumbs[rows])
+    ground = (part == GROUND).all(axis=-1)  # (K, S, S)
+    picture = ~ground
+    count = picture.sum(axis=(1, 2))
+    usable = ground.any(axis=(1, 2)) & (count > 0)
+    means = (part * picture[..., None]).sum(axis=(1, 2)) / np.maximum(count, 1)[:, None]
+    fill = np.broadcast_to(np.rint(means).astype(part.dtype)[:, None, None, :], part.shape)
+    return np.where((ground & usable[:, None, None])[..., None], fill, part)
 
 
 def _groups_to_findings(issue, groups, metrics, scores, group_offset, severe: bool):
@@ -103,9 +135,13 @@ class NearDuplicateCheck:
             return empty_findings()
         involved, inverse = np.unique(pairs, return_inverse=True)
         inverse = inverse.reshape(pairs.shape)
-        sizes = metrics.set_index("item_id")[["width", "height"]].reindex(involved).fillna(32).to_numpy()
-        diffs, peaks = pair_differences(np.asarray(thumbs)[involved], inverse, sizes=sizes,
+        by_id = metrics.set_index("item_id")
+        sizes = by_id[["width", "height"]].reindex(involved).fillna(32).to_numpy()
+        shown = np.asarray(thumbs)[involved]
+        diffs, peaks = pair_differences(shown, inverse, sizes=sizes,
                                         colour_matters=self.colour_matters, with_peaks=True, scratch_dir=scratch_dir)
+        if "opacity" in by_id:
+            self._retone_transparent(shown, inverse, sizes, by_id.reindex(involved), diffs, peaks, scratch_dir)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = passes_tiers(diffs, crowd, self.tiers, peaks)
@@ -127,6 +163,26 @@ class NearDuplicateCheck:
             groups.setdefault(int(component[node]), []).append(int(involved[node]))
         scores = {int(involved[node]): 1.0 - float(best[node]) for node in matched}
         return _groups_to_findings(self.name, list(groups.values()), metrics, scores, group_offset, severe=False)
+
+    def _retone_transparent(self, shown, inverse, sizes, involved_metrics, diffs, peaks, scratch_dir) -> None:
+        """In place: pairs of two transparent pictures are also compared on each picture's own
+        mean colour (:func:`on_own_ground`), and keep the smaller difference (with its peak).
+        A brightness or contrast change of a transparent picture (Wesnoth sprites and Tux
+        Paint stamps changed by x0.94-1.10 and -12..+8 grey levels) leaves its grey ground
+        alone: difference 0.06-0.08, peak 0.25-0.49 on the grey, missed. The grey comparison
+        stays, since on its own colour a picture loses the contrast of its silhouette, which
+        makes noise and JPEG weigh more."""
+        picture = transparent_pictures(involved_metrics)
+        both = picture[inverse[:, 0]] & picture[inverse[:, 1]]
+        if not both.any():
+            return
+        nodes, local = np.unique(inverse[both], return_inverse=True)
+        d2, p2 = pair_differences(on_own_ground(shown, nodes), local.reshape(-1, 2), sizes=sizes[nodes],
+                                  colour_matters=self.colour_matters, with_peaks=True, scratch_dir=scratch_dir)
+        rows = np.flatnonzero(both)
+        better = d2 < diffs[rows]
+        diffs[rows[better]] = d2[better]
+        peaks[rows[better]] = p2[better]
 
 
 def passes_tiers(diffs: np.ndarray, crowd: np.ndarray, tiers: tuple, peaks: np.ndarray | None = None) -> np.ndarray:
