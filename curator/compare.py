@@ -82,7 +82,7 @@ def check_compatible(a: Project, b: Project) -> str:
 def load_side(project: Project, embedding: str) -> Side:
     items = project.items()
     metrics = project.metrics()
-    cols = ["item_id", "readable", "pixel_hash", "width", "height", *DRIFT_METRICS]
+    cols = ["item_id", "readable", "pixel_hash", "width", "height", "opacity", *DRIFT_METRICS]
     frame = items.merge(metrics.reindex(columns=cols), on="item_id", how="left")
     frame["readable"] = frame["readable"].fillna(0).astype(int).eq(1)
     readable = frame.loc[frame["readable"], "item_id"].to_numpy(dtype=np.int64)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .checks.duplicates import cross_split_matches
+from .checks.duplicates import cross_split_matches, transparent_pictures
 
 LEAK_COLUMNS = ("path_a", "path_b", "label_a", "label_b", "kind", "score", "item_a", "item_b")
 CANDIDATES = 3  # nearest A images per B image and feature space that are aligned and compared
@@ -87,7 +87,9 @@ def near_leaks(a, b, spaces: list[tuple], skip_b: np.ndarray) -> pd.DataFrame:
     thumbs = np.concatenate([np.asarray(b.thumbs[ib]), np.asarray(a.thumbs[ia])])
     sizes = np.concatenate([b.sizes[ib], a.sizes[ia]])
     local = np.stack([inv_b.ravel(), len(ib) + inv_a.ravel()], axis=1)
-    diffs, ok = cross_split_matches(thumbs, sizes, local, a.pictures[pairs[:, 1]])
+    frames = pd.concat([b.frame.set_index("item_id").reindex(ib), a.frame.set_index("item_id").reindex(ia)])
+    transparent = transparent_pictures(frames) if "opacity" in frames else None
+    diffs, ok = cross_split_matches(thumbs, sizes, local, a.pictures[pairs[:, 1]], pictures=transparent)
     found = pairs[ok]
     return pd.DataFrame({"item_a": found[:, 1], "item_b": found[:, 0], "kind": "near_duplicate",
                          "score": np.round(1.0 - diffs[ok].astype(np.float64), 4)})

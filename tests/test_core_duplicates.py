@@ -578,3 +578,29 @@ def test_retoned_transparent_pictures_are_near_duplicates(tmp_path):
     metrics, thumbs = measure_files(paths)
     found = NearDuplicateCheck().find(metrics, thumbs, all_pairs(metrics["item_id"]))
     assert groups_of(found) == [{2, 10}, {9, 11}]
+
+
+def test_retoned_transparent_copy_across_splits_is_a_leak(tmp_path):
+    """`curator compare`'s leak check verifies like the within-project check: a retoned
+    transparent copy of a training picture is a near copy once the pictures are flagged as
+    transparent (and is missed on the grey alone)."""
+    from sklearn.datasets import load_sample_images
+
+    from curator.checks.duplicates import cross_split_matches, transparent_pictures
+
+    photos = load_sample_images().images
+    train = [cut_out(photos[k % 2], k) for k in range(2, 10)]
+    test = [retoned(train[0], 0.94, -11), cut_out(photos[1], 11)]
+    paths = []
+    for i, img in enumerate(test + train):
+        paths.append(tmp_path / f"{i:02d}.png")
+        img.save(paths[-1])
+    metrics, thumbs = measure_files(paths)
+    sizes = metrics[["width", "height"]].to_numpy(dtype=float)
+    pairs = np.array([[q, r] for q in (0, 1) for r in range(2, 10)])
+    pictures = transparent_pictures(metrics)
+    assert pictures[[0, 2]].all()
+    _, ok = cross_split_matches(thumbs, sizes, pairs, pairs[:, 1], pictures=pictures)
+    assert [tuple(p) for p in pairs[ok]] == [(0, 2)]
+    _, ok_grey = cross_split_matches(thumbs, sizes, pairs, pairs[:, 1])
+    assert not ok_grey.any()

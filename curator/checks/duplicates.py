@@ -51,6 +51,27 @@ def on_own_ground(thumbs: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.where((ground & usable[:, None, None])[..., None], fill, part)
 
 
+def retone_transparent(thumbs, pairs, sizes, pictures, diffs, peaks, **options) -> None:
+    """In place: pairs of two transparent pictures (``pictures``, per row of ``thumbs``:
+    :func:`transparent_pictures`) are also compared on each picture's own mean colour
+    (:func:`on_own_ground`) and keep the smaller difference, with its peak. A brightness or
+    contrast change of a transparent picture (Wesnoth sprites and Tux Paint stamps changed by
+    x0.94-1.10 and -12..+8 grey levels) leaves its grey ground alone: difference 0.06-0.08,
+    peak 0.25-0.49 on the grey, missed. The grey comparison stays, since on its own colour a
+    picture loses the contrast of its silhouette, which makes noise and JPEG weigh more.
+    ``options`` go to :func:`pair_differences`."""
+    both = pictures[pairs[:, 0]] & pictures[pairs[:, 1]]
+    if not both.any():
+        return
+    nodes, local = np.unique(pairs[both], return_inverse=True)
+    d2, p2 = pair_differences(on_own_ground(thumbs, nodes), local.reshape(-1, 2), sizes=sizes[nodes],
+                              with_peaks=True, **options)
+    rows = np.flatnonzero(both)
+    better = d2 < diffs[rows]
+    diffs[rows[better]] = d2[better]
+    peaks[rows[better]] = p2[better]
+
+
 def _groups_to_findings(issue, groups, metrics, scores, group_offset, severe: bool):
     """One row per group member; group ids from ``group_offset``; keeper = largest, then first."""
     area = metrics.set_index("item_id")["area"].fillna(0)
@@ -141,7 +162,8 @@ class NearDuplicateCheck:
         diffs, peaks = pair_differences(shown, inverse, sizes=sizes,
                                         colour_matters=self.colour_matters, with_peaks=True, scratch_dir=scratch_dir)
         if "opacity" in by_id:
-            self._retone_transparent(shown, inverse, sizes, by_id.reindex(involved), diffs, peaks, scratch_dir)
+            retone_transparent(shown, inverse, sizes, transparent_pictures(by_id.reindex(involved)), diffs, peaks,
+                               colour_matters=self.colour_matters, scratch_dir=scratch_dir)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = passes_tiers(diffs, crowd, self.tiers, peaks)
@@ -163,26 +185,6 @@ class NearDuplicateCheck:
             groups.setdefault(int(component[node]), []).append(int(involved[node]))
         scores = {int(involved[node]): 1.0 - float(best[node]) for node in matched}
         return _groups_to_findings(self.name, list(groups.values()), metrics, scores, group_offset, severe=False)
-
-    def _retone_transparent(self, shown, inverse, sizes, involved_metrics, diffs, peaks, scratch_dir) -> None:
-        """In place: pairs of two transparent pictures are also compared on each picture's own
-        mean colour (:func:`on_own_ground`), and keep the smaller difference (with its peak).
-        A brightness or contrast change of a transparent picture (Wesnoth sprites and Tux
-        Paint stamps changed by x0.94-1.10 and -12..+8 grey levels) leaves its grey ground
-        alone: difference 0.06-0.08, peak 0.25-0.49 on the grey, missed. The grey comparison
-        stays, since on its own colour a picture loses the contrast of its silhouette, which
-        makes noise and JPEG weigh more."""
-        picture = transparent_pictures(involved_metrics)
-        both = picture[inverse[:, 0]] & picture[inverse[:, 1]]
-        if not both.any():
-            return
-        nodes, local = np.unique(inverse[both], return_inverse=True)
-        d2, p2 = pair_differences(on_own_ground(shown, nodes), local.reshape(-1, 2), sizes=sizes[nodes],
-                                  colour_matters=self.colour_matters, with_peaks=True, scratch_dir=scratch_dir)
-        rows = np.flatnonzero(both)
-        better = d2 < diffs[rows]
-        diffs[rows[better]] = d2[better]
-        peaks[rows[better]] = p2[better]
 
 
 def passes_tiers(diffs: np.ndarray, crowd: np.ndarray, tiers: tuple, peaks: np.ndarray | None = None) -> np.ndarray:
@@ -213,7 +215,8 @@ def _second_smallest_per_node(pairs: np.ndarray, values: np.ndarray, n_nodes: in
 
 
 def cross_split_matches(thumbs: np.ndarray, sizes: np.ndarray, pairs: np.ndarray, reference_group: np.ndarray,
-                        tiers: tuple = NearDuplicateCheck.tiers) -> tuple[np.ndarray, np.ndarray]:
+                        tiers: tuple = NearDuplicateCheck.tiers,
+                        pictures: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The near-duplicate verification of :class:`NearDuplicateCheck`, between two splits.
 
     ``pairs`` (P, 2): (query, reference) rows indexing ``thumbs`` and ``sizes`` (native width,
@@ -225,11 +228,14 @@ def cross_split_matches(thumbs: np.ndarray, sizes: np.ndarray, pairs: np.ndarray
     *other* reference picture, and a pair is verified by the same tiers (peak limit included)
     as within a project.
     Only each query's two closest candidates (after the whole-pixel search) are refined.
-    Returns (difference per pair, verified per pair)."""
+    ``pictures`` (per row of ``thumbs``): transparent pictures, compared on their own ground
+    too (:func:`retone_transparent`). Returns (difference per pair, verified per pair)."""
     pairs = np.asarray(pairs, dtype=np.int64)
     if len(pairs) == 0:
         return np.zeros(0, np.float32), np.zeros(0, bool)
     diffs, peaks = pair_differences(thumbs, pairs, queries_only=True, sizes=sizes, with_peaks=True)
+    if pictures is not None:
+        retone_transparent(thumbs, pairs, sizes, np.asarray(pictures, dtype=bool), diffs, peaks, queries_only=True)
     # best difference per (query, reference picture), then each query's runner-up picture
     keys = pd.DataFrame({"q": pairs[:, 0], "g": np.asarray(reference_group), "d": diffs})
     per_picture = keys.groupby(["q", "g"], sort=False)["d"].min().reset_index().sort_values(["q", "d"])
