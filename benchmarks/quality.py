@@ -339,7 +339,8 @@ def montage(paths: list[str], captions: list[str], out: Path, cell: int = 96, co
 # cluster, which at these sizes is also an upscaled, visibly blurred image.
 DOMAINS = {"digits": "characters", "mnist": "characters", "glyphs": "characters",
            "photos": "pictures", "tiny-colour": "pictures", "textures": "pictures", "photo-tiles": "pictures",
-           "icons": "graphics", "icons-128": "graphics", "symbolic": "graphics"}
+           "icons": "graphics", "icons-128": "graphics", "symbolic": "graphics", "stamps": "graphics",
+           "sprites": "graphics"}
 N_OUTLIERS = 10
 
 
