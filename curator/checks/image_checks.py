@@ -352,9 +352,12 @@ def _flat_paint(m: pd.DataFrame, max_contrast: float = 0.02, max_entropy: float 
     ``dark``, all at contrast and entropy 0; darkened pictures keep some detail: contrast
     0.017 or more, entropy 1.7 bits or more). A black letter brightened into pale grey paint
     is another matter: it is judged like any picture."""
+    shown = _silhouette(m)
+    if not shown.any() or "contrast" not in m or "entropy" not in m:
+        return np.zeros(len(m), dtype=bool)
     inside_contrast = np.nan_to_num(m["contrast"].to_numpy(dtype=float), nan=1.0)
     inside_entropy = np.nan_to_num(m["entropy"].to_numpy(dtype=float), nan=8.0)
-    return _silhouette(m) & (inside_contrast < max_contrast) & (inside_entropy < max_entropy)
+    return shown & (inside_contrast < max_contrast) & (inside_entropy < max_entropy)
 
 
 def _opacity(m: pd.DataFrame) -> np.ndarray:
