@@ -30,6 +30,7 @@ from . import __version__
 from .backbones import DEFAULT_BACKBONE, NATIVE_RESOLUTION, auto_resolution
 from .arrays import checksum, open_array, problem
 from .checks.align import SCRATCH_PREFIX
+from .checks.labels import label_margin_note
 from .errors import CuratorError, InterruptedRun
 from .imaging import THUMB_SHAPE
 from .per_image import ENGINES, open_engine
@@ -243,7 +244,8 @@ def _fingerprint(project: Project, backbone_key: str, opts: AnalyzeOptions) -> s
 def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: dict) -> tuple[dict, str, dict]:
     """Stage 2: the dataset-level stages (curator/stages: neighbours, checks, labels,
     outliers, projection) on the project's arrays; one write at the end. Returns the issue
-    counts, the feature space the label check used and the map's space with its agreement."""
+    counts, the feature space the label check used, the map's space with its agreement and
+    the label check's fit (out-of-fold error, margin needed)."""
     for stale in project.array_path("").glob(SCRATCH_PREFIX + "*"):  # left by a killed run (the lock is ours)
         shutil.rmtree(stale, ignore_errors=True)
     inputs = DatasetInputs(project.metrics(), np.load(project.array_path(emb_file), mmap_mode="r"),
@@ -268,7 +270,7 @@ def find_issues(project: Project, emb_file: str, opts: AnalyzeOptions, timings: 
             "INSERT INTO issues(item_id, issue, score, severity, suggested_label, group_id, keep) VALUES (?,?,?,?,?,?,?)",
             rows,
         )
-    return result.findings["issue"].value_counts().to_dict(), result.label_space, result.map_choice
+    return result.findings["issue"].value_counts().to_dict(), result.label_space, result.map_choice, result.label_fit
 
 
 def analyze(project: Project | str | os.PathLike, options: AnalyzeOptions | None = None) -> AnalyzeReport:
@@ -338,6 +340,7 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
         counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
         if not trusted:  # analyzed by a curator that kept no checksums: record them now
             _save_analysis(project, dict(project.analysis), emb_file)
+        notes += [n for n in [label_margin_note(project.analysis)] if n]
         return AnalyzeReport(n, processed, reused, counts, timings, up_to_date=True, notes=notes)
     project.mark_analysis_started()
     if issues_current:
@@ -346,7 +349,7 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
         counts = dict(project.db.execute("SELECT issue, COUNT(*) FROM issues GROUP BY issue").fetchall())
         analysis = dict(project.analysis)
     else:
-        counts, label_space, map_choice = find_issues(project, emb_file, opts, timings)
+        counts, label_space, map_choice, label_fit = find_issues(project, emb_file, opts, timings)
         timings["total"] = round(time.perf_counter() - t_all, 3)
         with transaction(project.db) as c:
             c.execute("INSERT OR REPLACE INTO stages(name, fingerprint) VALUES ('issues', ?)", (fingerprint,))
@@ -362,6 +365,8 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
             "map_space_agreement": map_choice["agreement"],
             "user_embeddings": project.manifest.get("user_embeddings"),
             "label_features": label_space,
+            "label_error": label_fit.get("error"),
+            "label_margin": label_fit.get("margin"),
             "ignore_colour": bool(opts.ignore_colour),
             "items": n,
             "issues": {k: int(v) for k, v in counts.items()},
@@ -372,6 +377,7 @@ def _analyze_locked(project: Project, opts: AnalyzeOptions) -> AnalyzeReport:
             "label_proba_classes": project.classes,
         }
     _save_analysis(project, analysis, emb_file)
+    notes += [n for n in [label_margin_note(analysis)] if n]
     return AnalyzeReport(n, processed, reused, counts, timings, rebuilt=rebuilt, notes=notes)
 
 

@@ -6,6 +6,7 @@ label; tag them (e.g. ``relabel:7``) and export."""
 import numpy as np
 import streamlit as st
 
+from curator.checks.labels import label_margin_note
 from curator.explorer import data as D
 from curator.explorer import figures, ui
 from curator.explorer import projector_ui as PU
@@ -38,6 +39,9 @@ cols[2].metric("Severe", f"{int((data.issues.loc[data.issues['issue'] == 'label_
 top_pair = (f"{ui.md(pairs.iloc[0]['given'])} → {ui.md(pairs.iloc[0]['suggested'])} ({pairs.iloc[0]['issues']})"
             if len(pairs) else "–")
 cols[3].metric("Most common confusion", top_pair, border=True, help="given → suggested (count)")
+margin_note = label_margin_note(data.analysis)
+if margin_note:
+    st.info(margin_note[0].upper() + margin_note[1:] + ".")
 
 left, right = st.columns([3, 2], gap="medium")
 with left:

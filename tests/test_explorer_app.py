@@ -311,3 +311,19 @@ def test_overview_marks_undersampled_classes(monkeypatch, copy_project):
     caption = next(c.value for c in at.caption if "Undersampled" in c.value)
     assert caption.endswith(": 2")
     assert at.dataframe[0].value.set_index("class").loc["2", "undersampled"]
+
+
+def test_label_quality_explains_a_large_margin(monkeypatch, copy_project):
+    """Where the images barely predict the labels, the page says why so few are flagged (the
+    same note analyze prints)."""
+    import json
+
+    root = copy_project()
+    at = start(monkeypatch, root, "label_quality")
+    assert not [i for i in at.info if "predict the given labels poorly" in i.value]
+    manifest = json.loads((root / "curator.json").read_text())
+    manifest["analysis"].update(label_error=0.4, label_margin=0.8)
+    (root / "curator.json").write_text(json.dumps(manifest))
+    at = start(monkeypatch, root, "label_quality")
+    note = next(i.value for i in at.info if "predict the given labels poorly" in i.value)
+    assert "40%" in note and "over 0.80" in note

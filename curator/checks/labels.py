@@ -210,3 +210,16 @@ class OutlierCheck:
         if skip is not None:
             flag &= ~np.asarray(skip, dtype=bool)
         return Finding(self.name, np.asarray(item_ids)[flag], zscore[flag], zscore[flag] > self.severe_z)
+
+
+def label_margin_note(analysis: dict) -> str | None:
+    """Why few (or no) labels were flagged, where the images barely predict the given labels:
+    the label check then demands a larger margin (LabelIssueCheck). None where it used its
+    usual margin."""
+    margin, error = analysis.get("label_margin"), analysis.get("label_error")
+    if margin is None or error is None or margin <= LabelIssueCheck.min_margin:
+        return None
+    flagged = int((analysis.get("issues") or {}).get("label_issue", 0))
+    return (f"label check: the images predict the given labels poorly ({error:.0%} of held-out predictions "
+            f"disagree), so a label is flagged only where another class is more likely by over {margin:.2f} "
+            f"(usually {LabelIssueCheck.min_margin:.2f}): {flagged} flagged")

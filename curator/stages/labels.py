@@ -44,10 +44,19 @@ def defect_mask(findings: list, readable: np.ndarray) -> np.ndarray:
 
 
 def label_findings(spaces, base: str, labels: np.ndarray, classes, readable: np.ndarray, skip: np.ndarray):
-    """(label space name, its neighbours (idx, sim), findings, (N, C) proba). ``skip``: items
-    with an image-level defect (an odd embedding explained: neither trained on nor flagged)."""
+    """(label space name, its neighbours (idx, sim), findings, (N, C) proba, fit). ``skip``:
+    items with an image-level defect (an odd embedding explained: neither trained on nor
+    flagged). ``fit``: {"error": out-of-fold error on the labels checked, "margin": the margin
+    a flag needed} (empty when the check could not run), which tell the user why few or no
+    labels were flagged where the images barely predict them."""
     label_space, features, lab_idx, lab_sim = choose_features(
         {f"{base}+pixels": spaces[f"{base}+pixels"], base: spaces[base]}, labels)
+    check = LabelIssueCheck(fit_limit=neighbors.EXACT_LIMIT)
     with single_threaded_blas():  # small matrices: threads only wait on each other (10-40x on a busy machine)
-        found, proba = LabelIssueCheck(fit_limit=neighbors.EXACT_LIMIT).find(readable, features, labels, classes, lab_idx, lab_sim, skip)
-    return label_space, (lab_idx, lab_sim), found, proba
+        found, proba = check.find(readable, features, labels, classes, lab_idx, lab_sim, skip)
+    known = (labels >= 0) & ~np.asarray(skip, dtype=bool)
+    fit = {}
+    if len(classes) >= 2 and known.any() and len(proba):
+        fit = {"error": round(float((proba[known].argmax(axis=1) != labels[known]).mean()), 4),
+               "margin": round(check.margin_needed(proba, labels, known), 4)}
+    return label_space, (lab_idx, lab_sim), found, proba, fit

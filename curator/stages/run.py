@@ -42,6 +42,7 @@ class DatasetResults:
     maps: dict  # method -> (n, 2) float32
     label_space: str
     map_choice: dict
+    label_fit: dict = field(default_factory=dict)  # {"error", "margin"} of the label check
 
 
 def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> DatasetResults:
@@ -66,7 +67,7 @@ def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> D
     classes = inputs.classes
     labels = class_indices(metrics.set_index("item_id").loc[readable, "label"], classes)
     skip = defect_mask(findings, readable)  # a defect explains an odd embedding: not reported again
-    label_space, label_nbrs, found, proba = label_findings(spaces, base, labels, classes, readable, skip)
+    label_space, label_nbrs, found, proba, label_fit = label_findings(spaces, base, labels, classes, readable, skip)
     findings.append(found)
     status.end()
 
@@ -84,4 +85,5 @@ def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> D
         full_proba[readable] = proba
     present = [f for f in findings if len(f)]
     all_findings = pd.concat(present, ignore_index=True) if present else pd.DataFrame(columns=FINDING_COLUMNS)
-    return DatasetResults(all_findings, neighbour_table(n, readable, nbrs.idx), full_proba, maps, label_space, map_choice)
+    return DatasetResults(all_findings, neighbour_table(n, readable, nbrs.idx), full_proba, maps, label_space, map_choice,
+                          label_fit)
