@@ -393,14 +393,9 @@ def load_symbolic(max_items: int = 1500, seed: int = 0) -> Source:
 STAMPS_DIR = "/usr/share/tuxpaint/stamps"
 
 
-def load_stamps(max_items: int = 1500, seed: int = 0) -> Source:
-    """Tux Paint's clip-art stamps (Debian ``tuxpaint-stamps-default``): PNG drawings of animals,
-    food, vehicles, letters, ... at their own native sizes (19 to 2,348 px, most 60-400 px), with
-    transparency; label = the top-level folder (classes under 20 stamps dropped). A source that
-    was never used to choose any threshold: mixed sizes, semantic classes, clip art."""
-    root = Path(STAMPS_DIR)
-    if not root.is_dir():
-        raise _need("stamps", "Tux Paint's stamps")
+def _pictures_by_top_folder(root: Path) -> tuple[list, list]:
+    """Every PNG under ``root``'s folders (at any depth) as RGBA, labelled with the top-level
+    folder it is in; fully transparent ones are skipped."""
     images, labels = [], []
     for path in sorted(root.glob("*/**/*.png")):
         img = Image.open(path)
@@ -409,6 +404,18 @@ def load_stamps(max_items: int = 1500, seed: int = 0) -> Source:
         if img.getchannel("A").getextrema()[1] > 0:
             images.append(img)
             labels.append(path.relative_to(root).parts[0])
+    return images, labels
+
+
+def load_stamps(max_items: int = 1500, seed: int = 0) -> Source:
+    """Tux Paint's clip-art stamps (Debian ``tuxpaint-stamps-default``): PNG drawings of animals,
+    food, vehicles, letters, ... at their own native sizes (19 to 2,348 px, most 60-400 px), with
+    transparency; label = the top-level folder (classes under 20 stamps dropped). A source that
+    was never used to choose any threshold: mixed sizes, semantic classes, clip art."""
+    root = Path(STAMPS_DIR)
+    if not root.is_dir():
+        raise _need("stamps", "Tux Paint's stamps")
+    images, labels = _pictures_by_top_folder(root)
     return _finish("stamps", images, labels,
                    "RGBA PNG clip art of Tux Paint (Debian), native mixed sizes, label = top-level folder",
                    max_items, seed)
@@ -426,14 +433,7 @@ def load_sprites(max_items: int = 1500, seed: int = 0) -> Source:
     root = next((Path(d) for d in SPRITE_DIRS if Path(d).is_dir()), None)
     if root is None:
         raise _need("sprites", "Wesnoth's unit sprites")
-    images, labels = [], []
-    for path in sorted(root.glob("*/**/*.png")):
-        img = Image.open(path)
-        img.load()
-        img = img.convert("RGBA")
-        if img.getchannel("A").getextrema()[1] > 0:
-            images.append(img)
-            labels.append(path.relative_to(root).parts[0])
+    images, labels = _pictures_by_top_folder(root)
     return _finish("sprites", images, labels,
                    "RGBA PNG unit sprites of Battle for Wesnoth (Debian), animation frames included, "
                    "label = race folder", max_items, seed)
