@@ -249,5 +249,7 @@ def rate_bars(classes, overall: float):
             "hovertemplate": "class %{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
         }],
         "layout": {"height": 220, "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
-                   "xaxis": {"type": "category", "title": {"text": "given label"}}, "yaxis": {"title": {"text": "% with label issue"}}},
+                   "xaxis": {"type": "category", "title": {"text": "given label"}},
+                   # never below 0 (plotly centres an all-zero axis on 0: -1..1 "%")
+                   "yaxis": {"title": {"text": "% with label issue"}, "rangemode": "nonnegative"}},
     }
