@@ -133,6 +133,9 @@ class NearDuplicateCheck:
     far from any crowd, below 0.3. (A cap on the mean difference by each image's own noise
     level was tried first: clean resized, shifted or cropped copies of 28 px digits differ by
     up to 0.047 with no noise at all, as much as clean look-alikes.)
+    Two transparent pictures are also compared with their transparent pixels on each
+    picture's own mean colour instead of the grey (:func:`retone_transparent`): a brightness
+    or contrast change moves a picture but not the grey it is shown on.
     Score: 1 - difference. ``colour_matters=False`` (``curator analyze --ignore-colour``)
     compares luminance only, so a recoloured copy is a near duplicate too.
     Exact copies are left to ``exact_duplicate`` (one representative per exact group takes part)."""
