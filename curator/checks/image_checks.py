@@ -307,9 +307,13 @@ class LowInformationCheck(ImageCheck):
         e = _shown(m, "entropy")
         ref = max(float(np.nanmedian(e)), 1e-6)
         contrast = _shown(m, "contrast")
-        blank = (contrast < self.min_contrast) | (_opacity(m) < self.min_opacity)
+        # a drawing in one flat paint whose lines show is neither faint nor nearly transparent
+        # however thin its lines (a map's outline covers 1% of its canvas): its low contrast, the
+        # spread of grey levels over the canvas, comes from how little it covers, not its tone
+        drawing = _flat_paint(m)
+        blank = (contrast < self.min_contrast) | ((_opacity(m) < self.min_opacity) & ~drawing)
         score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
-        faint = contrast < self.contrast_ratio * max(float(np.nanmedian(contrast)), 1e-6)
+        faint = (contrast < self.contrast_ratio * max(float(np.nanmedian(contrast)), 1e-6)) & ~drawing
         sparse = (e < self.sparse_ratio * ref) & ~_silhouette(m)
         flag = blank | sparse | ((e < self.ratio * ref) & faint)
         return score, flag, blank | (e < self.severe_ratio * ref)
