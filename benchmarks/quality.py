@@ -340,7 +340,7 @@ def montage(paths: list[str], captions: list[str], out: Path, cell: int = 96, co
 DOMAINS = {"digits": "characters", "mnist": "characters", "glyphs": "characters",
            "photos": "pictures", "tiny-colour": "pictures", "textures": "pictures", "photo-tiles": "pictures",
            "icons": "graphics", "icons-128": "graphics", "symbolic": "graphics", "stamps": "graphics",
-           "sprites": "graphics"}
+           "sprites": "graphics", "clipart": "graphics"}
 N_OUTLIERS = 10
 
 

