@@ -466,7 +466,10 @@ def load_clipart(max_items: int = 1500, seed: int = 0) -> Source:
     images, labels = [], []
     for label, paths in sorted(by_class.items()):
         for k in rng.permutation(len(paths))[:per_class]:
-            img = Image.open(paths[k])
+            try:
+                img = Image.open(paths[k])
+            except Image.DecompressionBombError:  # PIL refuses the largest renders outright
+                continue
             if img.size[0] * img.size[1] > CLIPART_MAX_PIXELS:
                 continue
             img.load()
