@@ -453,7 +453,7 @@ def load_clipart(max_items: int = 1500, seed: int = 0) -> Source:
     their own sizes, with and without transparency, label = the top-level folder (computer,
     shapes, signs_and_symbols, people, food, animals, ...). Only a seeded, class-balanced
     draw of 1.5 x ``max_items`` files is decoded (all of them would take gigabytes), and the
-    19 renders above CLIPART_MAX_PIXELS are skipped. A source never used to choose a
+    20 renders above CLIPART_MAX_PIXELS are skipped. A source never used to choose a
     threshold."""
     root = Path(CLIPART_DIR)
     if not root.is_dir():

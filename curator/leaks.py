@@ -88,8 +88,7 @@ def near_leaks(a, b, spaces: list[tuple], skip_b: np.ndarray) -> pd.DataFrame:
     sizes = np.concatenate([b.sizes[ib], a.sizes[ia]])
     local = np.stack([inv_b.ravel(), len(ib) + inv_a.ravel()], axis=1)
     frames = pd.concat([b.frame.set_index("item_id").reindex(ib), a.frame.set_index("item_id").reindex(ia)])
-    transparent = transparent_pictures(frames) if "opacity" in frames else None
-    diffs, ok = cross_split_matches(thumbs, sizes, local, a.pictures[pairs[:, 1]], pictures=transparent)
+    diffs, ok = cross_split_matches(thumbs, sizes, local, a.pictures[pairs[:, 1]], pictures=transparent_pictures(frames))
     found = pairs[ok]
     return pd.DataFrame({"item_a": found[:, 1], "item_b": found[:, 0], "kind": "near_duplicate",
                          "score": np.round(1.0 - diffs[ok].astype(np.float64), 4)})

@@ -420,8 +420,6 @@ class _Scratch:
         return False
 
 
-
-
 PREPARE_LIMIT = 40_000  # images whose prepared thumbnails are held at once (about 16 KB each a level)
 BLOCK_PAIRS = 32_768  # beyond that, pairs handled per block: bounds memory, not results
 

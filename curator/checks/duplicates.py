@@ -33,7 +33,9 @@ def transparent_pictures(metrics: pd.DataFrame) -> np.ndarray:
     """Rows that are transparent pictures with detail inside (opacity below 0.99, inside
     contrast at least MIN_PICTURE_CONTRAST): those :func:`on_own_ground` recomposes. A flat
     paint (a black letter, a symbolic icon) keeps the grey: on its own mean colour it would
-    vanish."""
+    vanish. None without an opacity column (metrics from before it was measured)."""
+    if "opacity" not in metrics:
+        return np.zeros(len(metrics), dtype=bool)
     opacity = metrics["opacity"].fillna(1.0).to_numpy(dtype=float)
     contrast = metrics["contrast"].fillna(0.0).to_numpy(dtype=float) if "contrast" in metrics else np.zeros(len(metrics))
     return (opacity < 0.99) & (contrast >= MIN_PICTURE_CONTRAST)
@@ -170,9 +172,8 @@ class NearDuplicateCheck:
         shown = np.asarray(thumbs)[involved]
         diffs, peaks = pair_differences(shown, inverse, sizes=sizes,
                                         colour_matters=self.colour_matters, with_peaks=True, scratch_dir=scratch_dir)
-        if "opacity" in by_id:
-            retone_transparent(shown, inverse, sizes, transparent_pictures(by_id.reindex(involved)), diffs, peaks,
-                               colour_matters=self.colour_matters, scratch_dir=scratch_dir)
+        retone_transparent(shown, inverse, sizes, transparent_pictures(by_id.reindex(involved)), diffs, peaks,
+                           colour_matters=self.colour_matters, scratch_dir=scratch_dir)
         runner_up = _second_smallest_per_node(inverse, diffs, len(involved))
         crowd = np.minimum(runner_up[inverse[:, 0]], runner_up[inverse[:, 1]])
         ok = passes_tiers(diffs, crowd, self.tiers, peaks)

@@ -124,12 +124,16 @@ class LabelIssueCheck:
     folds: int = 5
     fit_limit: int = 20_000  # the classifier is fitted on a stratified sample of this size beyond it
 
+    @staticmethod
+    def out_of_fold_error(proba: np.ndarray, labels: np.ndarray, known: np.ndarray) -> float:
+        """Share of the ``known`` items whose most likely class is not their given label."""
+        return float((proba[known].argmax(axis=1) != labels[known]).mean())
+
     def margin_needed(self, proba: np.ndarray, labels: np.ndarray, known: np.ndarray) -> float:
         """The flagging margin for these out-of-fold probabilities (see the class docstring)."""
         if not known.any():
             return self.min_margin
-        error = float((proba[known].argmax(axis=1) != labels[known]).mean())
-        return max(self.min_margin, self.error_scale * error)
+        return max(self.min_margin, self.error_scale * self.out_of_fold_error(proba, labels, known))
 
     def probabilities(self, features, labels, nbr_idx, nbr_sim, classes, skip=None):
         y = labels

@@ -57,6 +57,6 @@ def label_findings(spaces, base: str, labels: np.ndarray, classes, readable: np.
     known = (labels >= 0) & ~np.asarray(skip, dtype=bool)
     fit = {}
     if len(classes) >= 2 and known.any() and len(proba):
-        fit = {"error": round(float((proba[known].argmax(axis=1) != labels[known]).mean()), 4),
+        fit = {"error": round(check.out_of_fold_error(proba, labels, known), 4),
                "margin": round(check.margin_needed(proba, labels, known), 4)}
     return label_space, (lab_idx, lab_sim), found, proba, fit
