@@ -46,8 +46,9 @@ ANALYSIS_VERSION = "11"  # bump when check logic changes so stored issues are re
 # per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background;
 # 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced;
 # 4 = a flat-filled transparent shape's edges measured against the background;
-# 5 = outline_contrast / outline_entropy (the picture as shown, on the neutral grey)
-SCAN_VERSION = "5"
+# 5 = outline_contrast / outline_entropy (the picture as shown, on the neutral grey);
+# 6 = max_channel_high / min_channel_low (how far the colours are from black and white)
+SCAN_VERSION = "6"
 
 
 @dataclass

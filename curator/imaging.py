@@ -267,12 +267,14 @@ def decode(path, target: int | None = None) -> Decoded:
     return Decoded(_upright(picture, orientation), size, bands, digest)
 
 
-def _weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
-    """Percentiles of ``values`` where each pixel counts ``weight`` times (alpha weighting)."""
-    order = np.argsort(values, kind="stable")
-    v, cw = values[order], np.cumsum(weights[order])
+def _weighted_percentiles_u8(values_u8: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
+    """Percentiles (in [0, 1]) of 8-bit ``values`` where each pixel counts ``weight`` times
+    (alpha weighting): the first grey level whose cumulative weight reaches q% of the total,
+    read off a weighted 256-bin histogram instead of sorting every pixel (0.4 against 4 ms
+    for 256 x 256 pixels)."""
+    cw = np.cumsum(np.bincount(values_u8.ravel(), weights=weights.ravel(), minlength=256))
     targets = np.asarray(qs, dtype=np.float64) / 100.0 * cw[-1]
-    return v[np.minimum(np.searchsorted(cw, targets, side="left"), len(v) - 1)]
+    return np.minimum(np.searchsorted(cw, targets, side="left"), 255) / 255.0
 
 
 def _percentiles_u8(gray_u8: np.ndarray, qs) -> np.ndarray:
@@ -367,15 +369,22 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
     bright. ``opacity`` is the mean alpha (1 without transparency). ``outline_contrast`` and
     ``outline_entropy`` measure the picture as shown, composited on the neutral grey (equal to
     ``contrast`` and ``entropy`` without transparency): a one-colour symbolic icon has no
-    contrast inside, but its silhouette is its content.
+    contrast inside, but its silhouette is its content. ``max_channel_high`` (99th percentile
+    of each pixel's largest of R, G, B: HSV's value) and ``min_channel_low`` (1st percentile of
+    its smallest) say how far the colours themselves are from black and from white: luminance
+    alone calls a saturated blue (luminance 0.11) dark and a saturated yellow (0.89) pale,
+    while darkening lowers every channel and brightening raises every channel. In a
+    greyscale image they equal ``brightness_high`` and ``brightness_low``.
     """
     small = d.picture
-    if not d.has_alpha:  # only luminance is measured: reduce one channel instead of three
-        small = small.convert("L")
     if max(small.size) > METRIC_MAX_SIDE:
-        small = small.copy() if small is d.picture else small
+        small = small.copy()
         small.thumbnail((METRIC_MAX_SIDE, METRIC_MAX_SIDE), Image.BILINEAR)
-    gray_u8 = np.asarray(small if small.mode == "L" else small.convert("RGB").convert("L"))
+    colour = small if small.mode == "RGB" else small.convert("RGB")
+    gray_u8 = np.asarray(colour.convert("L"))
+    channels = np.asarray(colour)
+    largest = np.maximum(np.maximum(channels[..., 0], channels[..., 1]), channels[..., 2])
+    smallest = np.minimum(np.minimum(channels[..., 0], channels[..., 1]), channels[..., 2])
     gray = gray_u8.astype(np.float32) / 255.0
     weight = np.asarray(small.getchannel("A"), dtype=np.float32) / 255.0 if d.has_alpha else None
     width, height = d.size
@@ -392,11 +401,13 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
     }
     if weight is None or weight.sum() < 1.0:  # (nearly) nothing visible: measure it all as is
         lo, hi = _percentiles_u8(gray_u8, (1, 99))
+        (min_low,), (max_high,) = _percentiles_u8(smallest, (1,)), _percentiles_u8(largest, (99,))
         mean, spread = float(gray.mean()), float(gray.std())
         weight = None
     else:
-        flat_w = weight.ravel().astype(np.float64)
-        lo, hi = _weighted_percentiles(gray.ravel(), flat_w, [1, 99])
+        lo, hi = _weighted_percentiles_u8(gray_u8, weight, [1, 99])
+        (min_low,) = _weighted_percentiles_u8(smallest, weight, [1])
+        (max_high,) = _weighted_percentiles_u8(largest, weight, [99])
         mean = float(np.average(gray, weights=weight))
         spread = float(np.sqrt(np.average((gray - mean) ** 2, weights=weight)))
     entropy = _entropy(gray_u8, weight)
@@ -411,6 +422,8 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         brightness=mean,
         brightness_high=float(hi),
         brightness_low=float(lo),
+        max_channel_high=float(max_high),
+        min_channel_low=float(min_low),
         contrast=spread,
         sharpness=sharpness,
         fine_detail=fine_detail,

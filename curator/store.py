@@ -31,6 +31,8 @@ METRIC_COLUMNS = {
     "brightness": "REAL",
     "brightness_high": "REAL",
     "brightness_low": "REAL",
+    "max_channel_high": "REAL",
+    "min_channel_low": "REAL",
     "contrast": "REAL",
     "sharpness": "REAL",
     "fine_detail": "REAL",

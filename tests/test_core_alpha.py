@@ -252,3 +252,47 @@ def test_thin_line_drawings_are_content_but_an_empty_canvas_is_not(tmp_path):
     assert m["opacity"].iloc[30] < LowInformationCheck().min_opacity
     found = flagged(LowInformationCheck(), m)
     assert 30 not in found and 31 in found
+
+
+def colour_disc(low, high, seed: int = 0, size: int = 48) -> Image.Image:
+    """A disc of a textured colour (each pixel drawn between ``low`` and ``high`` per channel),
+    on transparency."""
+    rgb = np.random.default_rng(seed).uniform(low, high, (size, size, 3))
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).ellipse((6, 6, size - 6, size - 6), fill=255)
+    return Image.fromarray(np.dstack([rgb, np.asarray(mask)]).astype(np.uint8), "RGBA")
+
+
+def test_saturated_colours_are_not_dark_or_bright_but_darkened_and_brightened_ones_are(tmp_path):
+    """Open Clip Art: blue maps, red ladybirds and puzzle pieces were `dark` (a saturated blue's
+    luminance is 0.11, a red's 0.30) and two thirds of the `dark` flags were clean drawings.
+    Darkening lowers every channel, brightening raises every channel: the colours themselves
+    (``max_channel_high``, ``min_channel_low``) must be far from white or black too."""
+    blue, yellow = colour_disc((0, 0, 150), (15, 15, 255)), colour_disc((240, 240, 0), (255, 255, 15))
+    images = [gradient_disc(seed) for seed in range(30)] + [
+        blue, yellow, scale_rgb(blue, lambda a: a * 0.2), scale_rgb(yellow, lambda a: 255 - (255 - a) * 0.15)]
+    m = metrics_of(images, tmp_path)
+    assert m["brightness_high"].iloc[30] < 0.2 and m["max_channel_high"].iloc[30] > 0.95
+    assert m["brightness_low"].iloc[31] > 0.82 and m["min_channel_low"].iloc[31] < 0.05
+    assert flagged(DarkCheck(), m) == {32}
+    assert flagged(BrightCheck(), m) == {33}
+    # without the colour metrics (a project measured before them) luminance alone decides
+    old = m.drop(columns=["max_channel_high", "min_channel_low"])
+    assert 30 in flagged(DarkCheck(), old) and 31 in flagged(BrightCheck(), old)
+
+
+def test_greyscale_colour_extremes_equal_the_luminance_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    grey = Image.fromarray(rng.integers(0, 256, (40, 300), dtype=np.uint8), "L")
+    m = metrics_of([grey, grey.convert("RGB")], tmp_path)
+    for col, lum in (("max_channel_high", "brightness_high"), ("min_channel_low", "brightness_low")):
+        assert m[col].tolist() == pytest.approx(m[lum].tolist(), abs=1e-9)
+
+
+def test_an_invisible_image_is_low_information_neither_dark_nor_bright(tmp_path):
+    """A fully transparent canvas has a tone nobody sees (its hidden pixels are black here)."""
+    images = [gradient_disc(seed) for seed in range(30)] + [Image.new("RGBA", (48, 48), (0, 0, 0, 0)),
+                                                         Image.new("RGBA", (48, 48), (255, 255, 255, 0))]
+    m = metrics_of(images, tmp_path)
+    assert not {30, 31} & (flagged(DarkCheck(), m) | flagged(BrightCheck(), m))
+    assert {30, 31} <= flagged(LowInformationCheck(), m)
