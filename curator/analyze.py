@@ -47,8 +47,9 @@ ANALYSIS_VERSION = "11"  # bump when check logic changes so stored issues are re
 # 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced;
 # 4 = a flat-filled transparent shape's edges measured against the background;
 # 5 = outline_contrast / outline_entropy (the picture as shown, on the neutral grey);
-# 6 = max_channel_high / min_channel_low (how far the colours are from black and white)
-SCAN_VERSION = "6"
+# 6 = max_channel_high / min_channel_low (how far the colours are from black and white);
+# 7 = colour_contrast
+SCAN_VERSION = "7"
 
 
 @dataclass

@@ -355,6 +355,21 @@ def _fine_detail(gray: np.ndarray, weight: np.ndarray | None = None) -> float:
     return float(fine / coarse) if coarse > 1e-6 else float("nan")
 
 
+def _colour_spread(channels_u8: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """Root mean square over R, G and B of each channel's (alpha-weighted) standard deviation,
+    in [0, 1], from one 256-bin histogram per channel. Equal to the luminance contrast of a
+    greyscale image; larger where colours differ more than their luminances (blue on grey)."""
+    levels = np.arange(256) / 255.0
+    variances = []
+    for k in range(3):
+        plane = channels_u8[..., k].ravel()
+        hist = np.bincount(plane, weights=None if weight is None else weight.ravel(), minlength=256)
+        total = hist.sum()
+        mean = (hist * levels).sum() / total
+        variances.append((hist * (levels - mean) ** 2).sum() / total)
+    return float(np.sqrt(np.mean(variances)))
+
+
 def _entropy(gray_u8: np.ndarray, weight: np.ndarray | None = None) -> float:
     hist = np.bincount(gray_u8.ravel(), weights=None if weight is None else weight.ravel(), minlength=256)
     p = hist[hist > 0] / hist.sum()
@@ -374,7 +389,9 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
     its smallest) say how far the colours themselves are from black and from white: luminance
     alone calls a saturated blue (luminance 0.11) dark and a saturated yellow (0.89) pale,
     while darkening lowers every channel and brightening raises every channel. In a
-    greyscale image they equal ``brightness_high`` and ``brightness_low``.
+    greyscale image they equal ``brightness_high`` and ``brightness_low``. ``colour_contrast``
+    is the contrast of the colours (:func:`_colour_spread`), inside or as shown, the larger: a
+    blue figure on the grey, or red on blue, differs little in luminance but a lot in colour.
     """
     small = d.picture
     if max(small.size) > METRIC_MAX_SIDE:
@@ -411,12 +428,15 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         mean = float(np.average(gray, weights=weight))
         spread = float(np.sqrt(np.average((gray - mean) ** 2, weights=weight)))
     entropy = _entropy(gray_u8, weight)
+    colour_contrast = _colour_spread(channels, weight)
     if weight is None:
         flat, outline_contrast, outline_entropy = None, spread, entropy
     else:  # as shown: on the neutral grey, where a one-colour silhouette has its shape to show
-        flat_u8 = np.asarray(on_background(small).convert("L"))
+        shown = on_background(small)
+        flat_u8 = np.asarray(shown.convert("L"))
         flat = flat_u8.astype(np.float32) / 255.0
         outline_contrast, outline_entropy = float(flat.std()), _entropy(flat_u8)
+        colour_contrast = max(colour_contrast, _colour_spread(np.asarray(shown)))
     sharpness, fine_detail = _edge_metrics(gray, weight, spread, flat)
     metrics.update(
         brightness=mean,
@@ -430,6 +450,7 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         entropy=entropy,
         outline_contrast=outline_contrast,
         outline_entropy=outline_entropy,
+        colour_contrast=colour_contrast,
     )
     return metrics
 

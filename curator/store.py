@@ -39,6 +39,7 @@ METRIC_COLUMNS = {
     "entropy": "REAL",
     "outline_contrast": "REAL",
     "outline_entropy": "REAL",
+    "colour_contrast": "REAL",
     "aspect_ratio": "REAL",
     "area": "REAL",
     "opacity": "REAL",

@@ -296,3 +296,35 @@ def test_an_invisible_image_is_low_information_neither_dark_nor_bright(tmp_path)
     m = metrics_of(images, tmp_path)
     assert not {30, 31} & (flagged(DarkCheck(), m) | flagged(BrightCheck(), m))
     assert {30, 31} <= flagged(LowInformationCheck(), m)
+
+
+def blue_stick_figure(size: int = 48) -> Image.Image:
+    """Open Clip Art's stick figures: blue body, thin dark-blue limbs, on transparency."""
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((19, 3, 29, 13), fill=(30, 110, 230, 255))
+    draw.ellipse((20, 15, 28, 31), fill=(30, 110, 230, 255))
+    for line in ((22, 30, 17, 44), (26, 30, 31, 44), (21, 18, 11, 10), (27, 18, 37, 10)):
+        draw.line(line, fill=(20, 40, 120, 255), width=1)
+    return img
+
+
+def grain_disc(seed: int, size: int = 48) -> Image.Image:
+    """A disc of tinted grey grain: as much contrast in luminance as in colour."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.uniform(30, 226, (size, size, 1)) * rng.uniform(0.85, 1.0, 3)
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).ellipse((4, 4, size - 4, size - 4), fill=255)
+    return Image.fromarray(np.dstack([rgb, np.asarray(mask)]).astype(np.uint8), "RGBA")
+
+
+def test_a_figure_whose_colours_differ_more_than_its_luminance_is_not_faint(tmp_path):
+    """A blue figure on the grey has little luminance contrast (0.09 against a median of 0.21
+    here) but its colours stand apart: content, not a faint image. Measured in grey levels
+    only (metrics from before ``colour_contrast``), it is flagged."""
+    m = metrics_of([grain_disc(seed) for seed in range(30)] + [blue_stick_figure()], tmp_path)
+    assert 30 not in flagged(LowInformationCheck(), m)
+    assert 30 in flagged(LowInformationCheck(), m.drop(columns=["colour_contrast"]))
+    (tmp_path / "grey").mkdir()
+    grey = metrics_of([grain_disc(0).convert("LA").convert("RGBA")], tmp_path / "grey")
+    assert grey["colour_contrast"].iloc[0] == pytest.approx(max(grey["contrast"].iloc[0], grey["outline_contrast"].iloc[0]), abs=2e-3)
