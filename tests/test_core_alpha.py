@@ -214,12 +214,15 @@ def test_black_paint_among_colour_icons_is_neither_dark_nor_empty(tmp_path):
     """Tux Paint's clip-art stamps: 204 of the 208 black-inked letters and signs among the
     colour drawings were flagged `dark`, and with that fixed, a dozen `low_information`. A
     picture in one flat paint on transparency is drawn that way: its shape is its content and
-    its tone is its design. A darkened colour icon, which keeps its detail, is still dark."""
+    its tone is its design; so is dark grey ink (Open Clip Art's arrows and signs). A darkened
+    colour icon, which keeps its detail, is still dark, and so is flat paint of a dark colour."""
     images = [gradient_disc(seed) for seed in range(30)] + [symbolic(99), minus_sign(),
-                                                         scale_rgb(gradient_disc(31), lambda a: a * 0.2)]
+                                                         scale_rgb(gradient_disc(31), lambda a: a * 0.2),
+                                                         symbolic(97, paint=(50, 50, 50)),
+                                                         symbolic(96, paint=(60, 8, 8))]
     m = metrics_of(images, tmp_path)
-    assert not {30, 31} & flagged(LowInformationCheck(), m)
-    assert flagged(DarkCheck(), m) == {32}
+    assert not {30, 31, 33} & flagged(LowInformationCheck(), m)
+    assert flagged(DarkCheck(), m) == {32, 34}
 
 
 def test_white_paint_is_not_bright_but_black_paint_brightened_to_pale_grey_is(tmp_path):

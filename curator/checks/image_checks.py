@@ -90,7 +90,9 @@ class DarkCheck(ImageCheck):
     keeps blurred ones clean (blur lowers the peaks, but not the mean, while darkening lowers
     both). On an image also flagged ``blurry`` the mean must be below ``blurred_mean_ratio``
     x that reference (:func:`run_image_checks`). A transparent picture in one flat black paint
-    (black letters, line art: :func:`_flat_paint`) is never dark. The relative rule also needs
+    (black letters, line art: :func:`_flat_paint`) is never dark, nor one in dark grey ink
+    (no hue, below ``absolute_max``: Open Clip Art's arrows and signs; a flat paint of a dark
+    colour is judged, and a mid-grey paint darkened would be missed). The relative rule also needs
     the colours to be dim: ``max_channel_high`` (the 99th percentile of each pixel's largest
     channel) below ``ratio`` x its median and ``absolute_max``, since a saturated blue or red
     is dim in luminance (0.11, 0.30) but not dark (on Open Clip Art's drawings that took the
@@ -125,7 +127,8 @@ class DarkCheck(ImageCheck):
         # a saturated blue or red is dim in luminance (0.11, 0.30) but far from black
         colours_dim = _far_below_typical(m, "max_channel_high", self.ratio, self.absolute_max)
         black = (v < self.always_below) & ~_silhouette(m)
-        black_paint = _flat_paint(m) & (v < self.always_below)
+        # black or dark grey ink (a flat paint with no hue: its largest channel is its luminance)
+        black_paint = _flat_paint(m) & ((v < self.always_below) | (_hueless(m) & (v < self.absolute_max)))
         flag = (((v < self.ratio * ref) & (v < self.absolute_max) & dim & colours_dim & relative) | black) & ~black_paint
         flag &= ~_invisible(m)
         severe = flag & ((v < self.severe_ratio * ref) | black)
@@ -412,6 +415,15 @@ def _far_below_typical(m: pd.DataFrame, column: str, ratio: float, absolute_max:
     values = 1.0 - values if flip else values
     typical = max(float(np.nanmedian(values)), 1e-6)
     return np.nan_to_num(values, nan=0.0) < min(ratio * typical, absolute_max)
+
+
+def _hueless(m: pd.DataFrame, tolerance: float = 0.03) -> np.ndarray:
+    """Rows whose brightest colours are grey: the 99th percentile of the largest channel within
+    ``tolerance`` of that of luminance (False where it was not measured)."""
+    if "max_channel_high" not in m:
+        return np.zeros(len(m), dtype=bool)
+    gap = m["max_channel_high"].to_numpy(dtype=float) - m["brightness_high"].to_numpy(dtype=float)
+    return np.nan_to_num(gap, nan=1.0) < tolerance
 
 
 def _invisible(m: pd.DataFrame, min_opacity: float = 0.02) -> np.ndarray:
