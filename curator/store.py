@@ -36,6 +36,7 @@ METRIC_COLUMNS = {
     "contrast": "REAL",
     "sharpness": "REAL",
     "fine_detail": "REAL",
+    "native_detail": "REAL",
     "entropy": "REAL",
     "outline_contrast": "REAL",
     "outline_entropy": "REAL",
