@@ -37,6 +37,8 @@ def test_metrics_and_iqr_bands(d):
         v = d.metric(key)
         assert v.shape == (d.n,)
     assert "uniqueness" in d.available_metrics() and "label_confidence" in d.available_metrics()
+    # the colour metrics that dark and low_information ask are there to sort and filter by
+    assert {"max_channel_high", "colour_contrast"} <= set(d.available_metrics())
     uniq = d.metric("uniqueness")
     exact = d.issue_ids["exact_duplicate"]
     assert np.nanmax(uniq[exact]) < 1e-3 < np.nanmedian(uniq)  # identical images: nothing unique about them

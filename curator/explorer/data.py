@@ -62,6 +62,8 @@ METRICS: dict[str, Metric] = {
         Metric("contrast", "Contrast", "standard deviation of the grey levels"),
         Metric("sharpness", "Sharpness", "Laplacian energy relative to contrast; low = blurry"),
         Metric("entropy", "Entropy", "information in the grey-level histogram (bits); low = blank"),
+        Metric("max_channel_high", "Brightest colour", "99th percentile of each pixel's largest of R, G, B; low = dark colours, not just dark grey levels"),
+        Metric("colour_contrast", "Colour contrast", "spread of the colours (RMS of the R, G, B spreads); low with low contrast = faint"),
         Metric("area", "Size (pixels)", "width × height of the original image", "{:,.0f}"),
         Metric("width", "Width", "original width in pixels", "{:,.0f}"),
         Metric("height", "Height", "original height in pixels", "{:,.0f}"),
@@ -72,7 +74,8 @@ METRICS: dict[str, Metric] = {
         Metric("issue_score", "Worst issue score", "highest score among the image's issues (0 = none)"),
     )
 }
-STORED_METRICS = ("brightness", "contrast", "sharpness", "entropy", "area", "width", "height", "aspect_ratio", "file_size")
+STORED_METRICS = ("brightness", "contrast", "sharpness", "entropy", "max_channel_high", "colour_contrast", "area", "width",
+                  "height", "aspect_ratio", "file_size")
 
 
 # ---------------------------------------------------------------------------------- versions
