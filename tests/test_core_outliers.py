@@ -46,6 +46,22 @@ def test_items_with_an_image_level_defect_are_not_reported_again():
     assert found == odd - {400, 401}
 
 
+def test_a_defective_image_whose_picture_is_foreign_too_is_an_outlier_as_well():
+    """A defect explains an odd embedding only where the picture itself is typical: a blurred
+    digit is still a digit at 16 px without its brightness (pixel neighbours), a blurred photo
+    among digits is not. Both are skipped by the embedding alone."""
+    ids, sim, odd = _dataset(n_odd=6)
+    skip = np.zeros(len(ids), dtype=bool)
+    skip[[400, 401]] = True
+    _, typical_pixels, _ = _dataset(n_odd=0, seed=1)  # 400 items, none far out
+    pixel_sim = np.vstack([typical_pixels, typical_pixels[:6]])
+    found = set(OutlierCheck().find(ids, sim, skip, pixel_sim=pixel_sim)["item_id"])
+    assert found == odd - {400, 401}
+    pixel_sim[401] = pixel_sim[401] - 0.8  # 401's picture is far from every other one
+    found = set(OutlierCheck().find(ids, sim, skip, pixel_sim=pixel_sim)["item_id"])
+    assert found == odd - {400}
+
+
 def test_a_copy_is_as_odd_as_the_least_odd_member_of_its_duplicate_group():
     """A noisy copy of a typical image can sit far out in embedding space (noise on a 28 px
     glyph); its typical original vouches for it. Copies of an odd image stay odd."""

@@ -42,4 +42,4 @@ def copy_groups(findings: list, readable: np.ndarray) -> np.ndarray:
 
 def outlier_findings(readable, nbrs: Neighbours, skip=None, findings=None):
     groups = copy_groups(findings, readable) if findings is not None else None
-    return OutlierCheck().find(readable, nbrs.sim, skip, groups)
+    return OutlierCheck().find(readable, nbrs.sim, skip, groups, pixel_sim=nbrs.pixel_sim)
