@@ -48,8 +48,8 @@ ANALYSIS_VERSION = "13"  # bump when check logic changes so stored issues are re
 # 4 = a flat-filled transparent shape's edges measured against the background;
 # 5 = outline_contrast / outline_entropy (the picture as shown, on the neutral grey);
 # 6 = max_channel_high / min_channel_low (how far the colours are from black and white);
-# 7 = colour_contrast; 8 = native_detail (a large image's fine detail at its own resolution)
-SCAN_VERSION = "8"
+# 7 = colour_contrast; 8 = native_detail (a large image's fine detail at its own resolution); 9 = only above 320 px
+SCAN_VERSION = "9"
 
 
 @dataclass

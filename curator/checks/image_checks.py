@@ -259,8 +259,9 @@ class BlurryCheck(ImageCheck):
         return class_medians(np.where(sharpness >= floor, sharpness, np.nan), labels)
 
     def lost_native_detail(self, m) -> np.ndarray:
-        """Images larger than the metrics' copy whose finest scale at their own resolution
-        (``native_detail``) is below ``lost_detail_ratio`` x the lower of the dataset's and
+        """Images well above the metrics' copy (``imaging.NATIVE_ABOVE_SIDE``) whose finest
+        scale at their own resolution (``native_detail``) is below ``lost_detail_ratio`` x the
+        lower of the dataset's and
         their class's median of it, where that median is at least ``detail_floor``. A blur of
         1-2.5 px of a 1,000 px drawing is a quarter of a pixel on the 256 px copy, where its
         sharpness and fine_detail hardly move. Only ever adds a finding: JPEG's noise keeps
