@@ -59,4 +59,19 @@ def test_a_weak_model_must_earn_a_larger_margin():
     assert needed > check.min_margin + 0.1
     plain = LabelIssueCheck(error_scale=0.0).find(np.arange(len(y)), x, y, classes, idx, sim)[0]
     assert len(found) < len(plain) / 2
-    assert (found["score"] > needed).all()
+    per_class = check.margins_needed(proba, y, np.ones(len(y), bool))
+    suggested = found["suggested_label"].map(classes.index).to_numpy()
+    assert (found["score"].to_numpy() > per_class[suggested]).all()
+    assert (per_class > check.min_margin).any()
+
+
+def test_a_class_the_model_predicts_reliably_needs_a_smaller_margin():
+    """Per suggested class: the share of the model's predictions of that class that disagree
+    with the given label. Three classes the pictures separate and one mixed in with noise: a
+    suggestion of a clean class clears a smaller margin than a suggestion of the confused one."""
+    check = LabelIssueCheck()
+    proba = np.array([[0.9, 0.05, 0.05]] * 30 + [[0.05, 0.9, 0.05]] * 30 + [[0.05, 0.05, 0.9]] * 30)
+    labels = np.array([0] * 30 + [1] * 30 + [2] * 15 + [0] * 15)  # half of what looks like class 2 is labelled 0
+    margins = check.margins_needed(proba, labels, np.ones(len(labels), bool))
+    assert margins[1] == check.min_margin and margins[2] > 0.8
+    assert check.margin_needed(proba, labels, np.ones(len(labels), bool)) < margins[2]
