@@ -119,8 +119,8 @@ class LabelIssueCheck:
     The error rate is taken per suggested class (:meth:`margins_needed`): the share of the
     model's out-of-fold predictions of that class that disagree with the given label, shrunk
     toward the overall rate by ``class_prior`` predictions. A class the model predicts
-    reliably (a folder of flags among Open Clip Art's "special" and "unsorted" drawings) needs
-    a smaller margin to be suggested than a class it confuses; on 18 stored quality projects
+    reliably (Open Clip Art's buildings or plants, beside its "special" and "unsorted" folders)
+    needs a smaller margin to be suggested than a class it confuses; on 18 stored quality projects
     label F1 rose on icons (.38 -> .40), icons-128 (.45 -> .47), Open Clip Art (.09 / .06 /
     .03 -> .11 / .08 / .24) and was the same within .01 elsewhere."""
 
