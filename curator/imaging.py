@@ -478,7 +478,7 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
         outline_contrast, outline_entropy = float(flat.std()), _entropy(flat_u8)
         colour_contrast = max(colour_contrast, _colour_spread(shown))
     sharpness, fine_detail = _edge_metrics(gray, weight, spread, flat)
-    # reduced for the metrics: its finest scale is measured at its own resolution too
+    # well above the metrics copy: its finest scale is measured at its own resolution too
     native_detail = _native_fine_detail(d.picture) if max(d.picture.size) > NATIVE_ABOVE_SIDE else float("nan")
     metrics.update(
         brightness=mean,
