@@ -9,7 +9,8 @@ font glyphs, greyscale textures, tiny colour images, ...):
    0.5-2x, crops removing <= 10% of a side, small brightness/contrast changes); darkened
    (x 0.1-0.3), brightened, blurred (radius 1-2.5); label flips (5%, half to the most
    confusable class); out-of-domain images as outliers (a few from each source of another
-   kind; ``--outliers cluster``: ten of one other source); unreadable files;
+   kind; ``--outliers native``: the same, never enlarged; ``--outliers cluster``: ten of one
+   other source); unreadable files;
 2. run the real CLI: ``curator import`` -> ``analyze`` -> ``export``;
 3. run cleanvision and cleanlab's Datalab on the same files (Datalab gets curator's own
    embeddings as features) when their venv exists (``python benchmarks/peers.py --setup``);
@@ -17,7 +18,7 @@ font glyphs, greyscale textures, tiny colour images, ...):
    the share of clean images flagged, and write montages of curator's false alarms and misses.
 
     python benchmarks/quality.py [--sources digits,photos,...] [--max-items 1500] [--seed 0]
-                                 [--workdir DIR] [--no-peers] [--outliers mixed|cluster]
+                                 [--workdir DIR] [--no-peers] [--outliers mixed|native|cluster]
 """
 
 from __future__ import annotations
@@ -369,8 +370,23 @@ def outlier_images(name: str, src, seed: int, kind: str = "mixed") -> list:
         if img.mode == "RGBA" and mode != "RGBA":  # an icon: its picture on a neutral ground
             ground = Image.new("RGBA", img.size, (128, 128, 128, 255))
             img = Image.alpha_composite(ground, img)
-        out.append(img.convert(mode).resize(target, Image.BILINEAR))
+        if kind == "native" and (img.size[0] < target[0] or img.size[1] < target[1]):
+            out.append(on_canvas(img, target, mode))
+        else:
+            out.append(img.convert(mode).resize(target, Image.BILINEAR))
     return out
+
+
+def on_canvas(img: Image.Image, size: tuple[int, int], mode: str) -> Image.Image:
+    """``img`` at its own resolution (shrunk only to fit), centred on a canvas of ``size``:
+    transparent where the source has alpha, the neutral grey otherwise. Enlarging a foreign
+    image blurs it, and then the blur check, not the outlier check, is what finds it."""
+    img = img.convert("RGBA")
+    if img.size[0] > size[0] or img.size[1] > size[1]:
+        img.thumbnail(size, Image.BILINEAR)
+    canvas = Image.new("RGBA", size, (128, 128, 128, 0 if mode in ("RGBA", "LA") else 255))
+    canvas.alpha_composite(img, ((size[0] - img.size[0]) // 2, (size[1] - img.size[1]) // 2))
+    return canvas.convert(mode)
 
 
 def bench_source(name: str, args, workdir: Path, peers_mod) -> dict:
@@ -475,9 +491,11 @@ def main(argv=None):
     ap.add_argument("--max-items", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--outliers", choices=["mixed", "cluster"], default="mixed",
+    ap.add_argument("--outliers", choices=["mixed", "cluster", "native"], default="mixed",
                     help="planted out-of-domain images: a few from each source of another kind "
-                         "(mixed), or ten of one other source (cluster)")
+                         "(mixed), the same never enlarged (native: a smaller one is placed at its own size "
+                         "on a canvas of the source's size, so it is not also blurred), or ten of one other "
+                         "source (cluster)")
     ap.add_argument("--no-peers", action="store_true", help="skip cleanvision and Datalab")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("analyze_args", nargs="*", help="extra arguments for curator analyze (after --)")
