@@ -432,10 +432,11 @@ def measure_decoded(d: Decoded, file_size: int) -> dict:
     if max(small.size) > METRIC_MAX_SIDE:
         small = small.copy() if small is d.picture else small
         small.thumbnail((METRIC_MAX_SIDE, METRIC_MAX_SIDE), Image.BILINEAR)
-    gray_u8 = np.asarray(small if small.mode == "L" else small.convert("RGB").convert("L"))
-    if d.has_alpha:  # the colours, pixel for pixel with the alpha weights
+    if d.has_alpha:  # the colours, pixel for pixel with the alpha weights, and their luminance
         colour = small.convert("RGB")
+        gray_u8 = np.asarray(colour.convert("L"))
     else:  # the colours of an opaque image, from a cheaper box-reduced copy (integer factor)
+        gray_u8 = np.asarray(small)
         factor = math.ceil(max(d.picture.size) / METRIC_MAX_SIDE)
         colour = d.picture.reduce(factor) if factor > 1 else d.picture
         colour = colour if colour.mode == "RGB" else colour.convert("RGB")

@@ -258,20 +258,24 @@ class BlurryCheck(ImageCheck):
         floor = self.neighbour_floor * np.nanmedian(sharpness)
         return class_medians(np.where(sharpness >= floor, sharpness, np.nan), labels)
 
-    def lost_native_detail(self, m) -> np.ndarray:
-        """Images well above the metrics' copy (``imaging.NATIVE_ABOVE_SIDE``) whose finest
-        scale at their own resolution (``native_detail``) is below ``lost_detail_ratio`` x the
-        lower of the dataset's and
-        their class's median of it, where that median is at least ``detail_floor``. A blur of
-        1-2.5 px of a 1,000 px drawing is a quarter of a pixel on the 256 px copy, where its
-        sharpness and fine_detail hardly move. Only ever adds a finding: JPEG's noise keeps
-        the native fine detail of a strongly blurred photo high (that one the sharpness finds)."""
+    def lost_native_detail(self, m) -> tuple[np.ndarray, np.ndarray]:
+        """(lost, score): images well above the metrics' copy (``imaging.NATIVE_ABOVE_SIDE``)
+        whose finest scale at their own resolution (``native_detail``) is below
+        ``lost_detail_ratio`` x the lower of the dataset's and their class's median of it,
+        where that median is at least ``detail_floor``, and 1 - native_detail / that median.
+        A blur of 1-2.5 px of a 1,000 px drawing is a quarter of a pixel on the 256 px copy,
+        where its sharpness and fine_detail hardly move. Only ever adds a finding: JPEG's noise
+        keeps the native fine detail of a strongly blurred photo high (that one the sharpness
+        finds)."""
+        none = np.zeros(len(m), dtype=bool), np.zeros(len(m))
         if "native_detail" not in m or m["native_detail"].notna().sum() < 5:
-            return np.zeros(len(m), dtype=bool)
-        native = m["native_detail"].to_numpy(dtype=float)
+            return none
         if _median(m["native_detail"]) < self.detail_floor:
-            return np.zeros(len(m), dtype=bool)
-        return np.nan_to_num(native, nan=np.inf) < self.lost_detail_ratio * _lower_reference(native, m)
+            return none
+        native = m["native_detail"].to_numpy(dtype=float)
+        own = _lower_reference(native, m)
+        lost = np.nan_to_num(native, nan=np.inf) < self.lost_detail_ratio * own
+        return lost, np.clip(1.0 - np.nan_to_num(native, nan=np.inf) / own, 0.0, 1.0)
 
     def score_and_flags(self, m):
         s = m["sharpness"].to_numpy()
@@ -304,12 +308,9 @@ class BlurryCheck(ImageCheck):
                 score = np.where(lost, np.maximum(score, np.clip(1.0 - detail / own, 0.0, 1.0)), score)
             else:  # smooth (upscaled) content: the finest scale says nothing but for crisp graphics
                 flag &= ~(np.nan_to_num(detail, nan=-np.inf) >= self.detail_floor)
-        lost_native = self.lost_native_detail(m)
+        lost_native, native_score = self.lost_native_detail(m)
         flag |= lost_native
-        if lost_native.any():
-            native = m["native_detail"].to_numpy(dtype=float)
-            own = _lower_reference(native, m)
-            score = np.where(lost_native, np.maximum(score, np.clip(1.0 - native / own, 0.0, 1.0)), score)
+        score = np.where(lost_native, np.maximum(score, native_score), score)
         flag = textured & flag
         return score, flag, flag & (s < self.severe_ratio * ref)
 
@@ -447,7 +448,7 @@ def _hueless(m: pd.DataFrame, tolerance: float = 0.03) -> np.ndarray:
     return np.nan_to_num(gap, nan=1.0) < tolerance
 
 
-def _invisible(m: pd.DataFrame, min_opacity: float = 0.02) -> np.ndarray:
+def _invisible(m: pd.DataFrame, min_opacity: float = LowInformationCheck.min_opacity) -> np.ndarray:
     """Nearly fully transparent images whose shape does not show on the grey: their tone is
     the colour of pixels nobody sees (``low_information`` reports them)."""
     return (_opacity(m) < min_opacity) & ~_silhouette(m)

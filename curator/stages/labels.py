@@ -46,8 +46,9 @@ def defect_mask(findings: list, readable: np.ndarray) -> np.ndarray:
 def label_findings(spaces, base: str, labels: np.ndarray, classes, readable: np.ndarray, skip: np.ndarray):
     """(label space name, its neighbours (idx, sim), findings, (N, C) proba, fit). ``skip``:
     items with an image-level defect (an odd embedding explained: neither trained on nor
-    flagged). ``fit``: {"error": out-of-fold error on the labels checked, "margin": the margin
-    a flag needed} (empty when the check could not run), which tell the user why few or no
+    flagged). ``fit``: {"error": out-of-fold error on the labels checked, "margin": the overall
+    margin that error asks for, around which the per-class margins lie} (empty when the check
+    could not run), which tell the user why few or no
     labels were flagged where the images barely predict them."""
     label_space, features, lab_idx, lab_sim = choose_features(
         {f"{base}+pixels": spaces[f"{base}+pixels"], base: spaces[base]}, labels)

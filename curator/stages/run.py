@@ -42,7 +42,7 @@ class DatasetResults:
     maps: dict  # method -> (n, 2) float32
     label_space: str
     map_choice: dict
-    label_fit: dict = field(default_factory=dict)  # {"error", "margin"} of the label check
+    label_fit: dict = field(default_factory=dict)  # {"error", "margin" (the overall one)} of the label check
 
 
 def run_stages(inputs: DatasetInputs, timings: dict, progress: bool = True) -> DatasetResults:
