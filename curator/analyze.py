@@ -41,16 +41,15 @@ from .stage_status import StageStatus
 from .stages import DatasetInputs, run_stages
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
-ANALYSIS_VERSION = "15"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items; 11: blur before tone, strongly blurred; 12: flat paint, transparent pairs on their own ground, dark grey ink; 13: defective but foreign outliers; 14: label margin per suggested class; 15: a dark or bright image is not blurry by lost fine detail alone)
+ANALYSIS_VERSION = "14"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items; 11: blur before tone, strongly blurred; 12: flat paint, transparent pairs on their own ground, dark grey ink; 13: defective but foreign outliers; 14: label margin per suggested class)
 # bump when what one decode produces changes (metrics, thumbnails, model input), so stored
 # per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background;
 # 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced;
 # 4 = a flat-filled transparent shape's edges measured against the background;
 # 5 = outline_contrast / outline_entropy (the picture as shown, on the neutral grey);
 # 6 = max_channel_high / min_channel_low (how far the colours are from black and white);
-# 7 = colour_contrast; 8 = native_detail (a large image's fine detail at its own resolution); 9 = only above 320 px;
-# 10 = fine_detail and native_detail measured above the 8-bit rounding noise
-SCAN_VERSION = "10"
+# 7 = colour_contrast; 8 = native_detail (a large image's fine detail at its own resolution); 9 = only above 320 px
+SCAN_VERSION = "9"
 
 
 @dataclass

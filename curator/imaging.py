@@ -315,19 +315,13 @@ def _laplacian_sharpness(gray: np.ndarray, weight: np.ndarray | None = None, spr
     spread = float(gray.std()) if spread is None else spread
     if spread < 1e-3:
         return 0.0
-    return float(np.sqrt(_laplacian_var(gray, weight)) / spread)
-
-
-def _laplacian_var(gray: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """Variance of the 4-neighbour Laplacian (inside the picture where ``weight`` is given; NaN
-    where too little of it is opaque)."""
     lap = _laplacian(gray)
     if weight is not None:
         stencil = _interior(weight)
         if stencil.sum() < MIN_INTERIOR:  # nothing opaque inside to measure
             return float("nan")
         lap = lap[stencil]
-    return float(lap.var())
+    return float(lap.std() / spread)
 
 
 def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, flat: np.ndarray | None) -> tuple[float, float]:
@@ -351,30 +345,18 @@ def _edge_metrics(gray: np.ndarray, weight: np.ndarray | None, spread: float, fl
 FINE_DETAIL_MIN_SIDE = 24  # below this a half-resolution copy is too small to compare with
 
 
-# Variance that rounding to 8 bits adds to the 4-neighbour Laplacian (weights 1, 1, 1, 1, -4 on
-# independent errors of variance 1/12 grey level squared), in [0, 1] units; a 2x2 mean has a quarter.
-QUANTIZATION_LAPLACIAN_VAR = 20.0 / 12.0 / 255.0**2
-
-
 def _fine_detail(gray: np.ndarray, weight: np.ndarray | None = None) -> float:
     """Laplacian energy at full resolution over that of a 2x2-averaged copy. Blur removes the
     finest scale first, so this drops for a blurred image; an image whose content is merely
-    smooth or large-scale keeps its fine edges and grain, and so its ratio. NaN when small.
-
-    ``gray`` holds 8-bit levels, and rounding to them adds a noise of its own, strongest at the
-    finest scale: both energies are measured above that floor. Without it a blurred crop of a
-    low-contrast surface (a retina, a green leaf: a Laplacian of 1-3x the floor) read as
-    finely detailed as a sharp one, since its finest scale was only rounding noise; and a
-    picture squeezed into a few grey levels (darkened x0.2: exactly the floor) as crisp."""
+    smooth or large-scale keeps its fine edges and grain, and so its ratio. NaN when small."""
     h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
     if min(h, w) < FINE_DETAIL_MIN_SIDE:
         return float("nan")
     half = (gray[0:h:2, 0:w:2] + gray[1:h:2, 0:w:2] + gray[0:h:2, 1:w:2] + gray[1:h:2, 1:w:2]) * 0.25
     half_weight = None if weight is None else weight[:h, :w].reshape(h // 2, 2, w // 2, 2).min(axis=(1, 3))
-    fine = _laplacian_var(gray, weight) - QUANTIZATION_LAPLACIAN_VAR
-    coarse = _laplacian_var(half, half_weight) - QUANTIZATION_LAPLACIAN_VAR / 4.0
-    # a coarse scale no stronger than its own rounding noise says nothing
-    return float(np.sqrt(max(fine, 0.0) / coarse)) if coarse > QUANTIZATION_LAPLACIAN_VAR / 4.0 else float("nan")
+    fine = _laplacian_sharpness(gray, weight, 1.0)
+    coarse = _laplacian_sharpness(half, half_weight, 1.0)
+    return float(fine / coarse) if coarse > 1e-6 else float("nan")
 
 
 def _colour_spread(rgb: Image.Image, weight: np.ndarray | None = None) -> float:

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
-from scipy.ndimage import gaussian_filter
 
 from curator.checks.image_checks import (
     IMAGE_CHECKS,
@@ -516,51 +515,3 @@ def test_a_slight_blur_of_a_large_image_is_found_at_its_own_resolution(tmp_path)
     (tmp_path / "small").mkdir()
     small = metrics_frame([large_drawing(0, side=200)], tmp_path / "small")
     assert np.isnan(small["native_detail"].iloc[0])
-
-
-def low_contrast_surface(seed: int, side: int = 64, spread: float = 0.03, grain: float = 0.35) -> np.ndarray:
-    """A soft low-contrast surface (a fundus, a leaf) with a fine grain, in [0, 1], not yet
-    rounded to 8 bits: its finest scale is a few grey levels."""
-    from scipy.ndimage import zoom
-    rng = np.random.default_rng(seed)
-    coarse = zoom(rng.normal(0, 1, (side // 8, side // 8)), 8, order=3)
-    return np.clip(0.5 + spread * (coarse + rng.normal(0, grain, (side, side))) / 1.4, 0, 1)
-
-
-def as_8bit(values: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.round(values * 255).astype(np.uint8))
-
-
-def test_fine_detail_is_measured_above_8_bit_rounding_noise(tmp_path):
-    """Rounding to 8 bits adds a noise of its own at the finest scale. A blurred crop of a
-    low-contrast surface (quality suite: retina and leaf crops, a Laplacian 1.5-3x that
-    noise) kept a fine_detail as high as sharp crops, since its finest scale was rounding
-    noise; measured above it, it has lost most of it. A sharp surface keeps its ratio."""
-    sharp = [as_8bit(low_contrast_surface(seed)) for seed in range(4)]
-    blurred = [as_8bit(gaussian_filter(low_contrast_surface(seed), 2.0)) for seed in range(4)]
-    m = metrics_frame(sharp + blurred, tmp_path)
-    detail = m["fine_detail"].to_numpy()
-    assert (m["contrast"] < 0.05).all()  # a few grey levels: the case in point
-    assert detail[:4].min() > 0.6
-    assert detail[4:].max() < 0.5 * detail[:4].min()
-
-
-def test_a_darkened_soft_picture_is_dark_not_also_blurry(tmp_path):
-    """Darkening x0.2 can squeeze a soft picture's finest scale under the 8-bit rounding noise
-    (a darkened retina crop of the quality suite: a Laplacian of 0.97x that noise, fine_detail
-    0), so that its fine detail reads as lost: the tone is the finding, reported once. A
-    blurred image that is not dark or bright is still blurry by its lost detail."""
-    pictures = [low_contrast_surface(seed, spread=0.25, grain=0.06) for seed in range(30)]
-    images = [as_8bit(p) for p in pictures]
-    darkened = as_8bit(pictures[0] * 0.2)
-    blurred = as_8bit(gaussian_filter(pictures[1], 2.0))
-    m = metrics_frame(images + [darkened, blurred], tmp_path)
-    dark_one, blurred_one = 30, 31
-    m.loc[dark_one, "fine_detail"] = 0.0  # as measured on that retina crop
-    m["sharpness_reference"] = float(m["sharpness"].median())
-    score, by_edges, by_lost_detail, _ = BlurryCheck().judge(m)
-    assert by_lost_detail[dark_one] and not by_edges[dark_one]  # on its own the check would report it
-    assert by_edges[blurred_one] or by_lost_detail[blurred_one]
-    by_issue = {frame["issue"].iloc[0]: set(frame["item_id"]) for frame in run_image_checks(m) if len(frame)}
-    assert by_issue["dark"] == {dark_one}
-    assert by_issue["blurry"] == {blurred_one}

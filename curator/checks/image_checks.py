@@ -219,10 +219,6 @@ class BlurryCheck(ImageCheck):
     .90/.97 to 1/.98, tiny colour crops .47/.44 to .48/.56; the mid-size sources, never used
     to choose them: see the README.
 
-    fine_detail is measured above the noise that rounding to 8 bits adds at the finest scale
-    (:func:`curator.imaging._fine_detail`): on a low-contrast surface that noise is most of the
-    finest scale, and a blurred retina or leaf crop kept the fine_detail of a sharp one.
-
     Near-constant images (contrast < ``min_contrast``) are left to ``low_information``.
     Score: 1 - sharpness / reference (or 1 - fine_detail / its median, if larger, for an
     image flagged by its lost detail).
@@ -282,12 +278,6 @@ class BlurryCheck(ImageCheck):
         return lost, np.clip(1.0 - np.nan_to_num(native, nan=np.inf) / own, 0.0, 1.0)
 
     def score_and_flags(self, m):
-        score, by_edges, by_lost_detail, severe = self.judge(m)
-        flag = by_edges | by_lost_detail
-        return score, flag, flag & severe
-
-    def judge(self, m) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(score, blurry by its edges, blurry by lost fine detail alone, severe if flagged)."""
         s = m["sharpness"].to_numpy()
         median = max(_median(m["sharpness"]), 1e-6)
         textured = _shown(m, "contrast") >= self.min_contrast
@@ -302,7 +292,6 @@ class BlurryCheck(ImageCheck):
             ref = np.full(len(s), median)
             flag = s < self.fallback_ratio * median
         score = np.clip(1.0 - s / ref, 0.0, 1.0)
-        lost = np.zeros(len(s), dtype=bool)
         if "fine_detail" in m and m["fine_detail"].notna().any():
             detail = m["fine_detail"].to_numpy(dtype=float)
             typical = _median(m["fine_detail"])
@@ -315,15 +304,15 @@ class BlurryCheck(ImageCheck):
                 # checks do: a class of soft scans keeps its own typical detail
                 own = _lower_reference(detail, m)
                 lost = np.nan_to_num(detail, nan=np.inf) < self.lost_detail_ratio * own
-                flag &= ~crisp
+                flag = (flag & ~crisp) | lost
                 score = np.where(lost, np.maximum(score, np.clip(1.0 - detail / own, 0.0, 1.0)), score)
             else:  # smooth (upscaled) content: the finest scale says nothing but for crisp graphics
                 flag &= ~(np.nan_to_num(detail, nan=-np.inf) >= self.detail_floor)
         lost_native, native_score = self.lost_native_detail(m)
-        lost |= lost_native
+        flag |= lost_native
         score = np.where(lost_native, np.maximum(score, native_score), score)
-        by_edges, by_lost_detail = textured & flag, textured & lost & ~flag
-        return score, by_edges, by_lost_detail, s < self.severe_ratio * ref
+        flag = textured & flag
+        return score, flag, flag & (s < self.severe_ratio * ref)
 
 
 @dataclass
@@ -534,11 +523,7 @@ def run_image_checks(metrics: pd.DataFrame, checks=IMAGE_CHECKS) -> list[pd.Data
     - a ``low_information`` finding on an image also flagged ``dark`` or ``bright`` is kept
       only when the image is :meth:`LowInformationCheck.constant`: otherwise its low entropy
       and contrast are the tone defect reported again (a photo darkened x0.15 keeps its
-      picture but squeezes it into 40 grey levels);
-    - a ``blurry`` finding on an image also flagged ``dark`` or ``bright`` is kept only when
-      its edges say so (:meth:`BlurryCheck.judge`), not its lost fine detail alone: squeezed
-      into a few grey levels, a soft picture's finest scale can sink under the 8-bit rounding
-      noise (a retina crop darkened x0.2: fine_detail 0)."""
+      picture but squeezes it into 40 grey levels)."""
     found = [check.find(metrics) for check in checks]
     blurred = flagged_items(found, ("blurry",))
     by_id = metrics.set_index("item_id")
@@ -551,10 +536,5 @@ def run_image_checks(metrics: pd.DataFrame, checks=IMAGE_CHECKS) -> list[pd.Data
     for i, (check, frame) in enumerate(zip(checks, found)):
         if isinstance(check, LowInformationCheck) and len(frame) and toned:
             keep = ~frame["item_id"].isin(toned).to_numpy() | check.constant(by_id.loc[frame["item_id"]])
-            found[i] = frame[keep].reset_index(drop=True)
-        if isinstance(check, BlurryCheck) and len(frame) and toned:
-            _, by_edges, _, _ = check.judge(metrics[metrics["readable"] == 1])
-            edged = set(metrics.loc[metrics["readable"] == 1, "item_id"].to_numpy()[by_edges])
-            keep = ~frame["item_id"].isin(toned).to_numpy() | frame["item_id"].isin(edged).to_numpy()
             found[i] = frame[keep].reset_index(drop=True)
     return found
