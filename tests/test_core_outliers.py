@@ -85,3 +85,33 @@ def test_duplicate_groups_are_read_from_the_findings():
     assert group[1] == group[2] == group[4] >= 0  # 2-3 exact, 3-7 near: one group
     assert group[0] == group[5] >= 0 and group[0] != group[1]
     assert group[3] == -1
+
+
+def test_an_image_far_out_in_both_views_is_an_outlier_whatever_its_defect():
+    """Two views that agree: an image more than ``both_z`` robust sigma out both among the
+    CNN neighbours and among the brightness-free pixel thumbnails is foreign even where
+    neither alone is extreme (quality suite: photos shrunk into 8x8 digits, blurry and at
+    embedding z 4-6.5, pixel z above 4; planted blurred or darkened digits stay below 2.8 in
+    pixels). Far out in one view alone is not enough below ``z``."""
+    ids, sim, _ = _dataset(n_odd=0)
+    _, pixel_sim, _ = _dataset(n_odd=0, seed=1)
+    check = OutlierCheck()
+    base_z, base_pz = check.zscores(sim, check.skip_nearest), check.zscores(pixel_sim, pixel_sim.shape[1] // 3)
+    assert base_z.max() < check.both_z and base_pz.max() < check.both_z
+
+    def push(values, skip_nearest, row, z):
+        """Lower row's similarities so that its robust z is ``z``."""
+        dist = 1.0 - values[:, skip_nearest:].mean(axis=1)
+        med = np.median(dist)
+        sigma = 1.4826 * np.median(np.abs(dist - med))
+        values[row] -= med + z * sigma - dist[row]
+
+    both, embedding_only, pixels_only = 10, 11, 12
+    for row, (z, pz) in {both: (5.0, 5.0), embedding_only: (5.0, 0.0), pixels_only: (0.0, 8.0)}.items():
+        push(sim, check.skip_nearest, row, z)
+        push(pixel_sim, pixel_sim.shape[1] // 3, row, pz)
+    skip = np.zeros(len(ids), dtype=bool)
+    for defective in (False, True):
+        skip[[both, embedding_only, pixels_only]] = defective
+        found = set(check.find(ids, sim, skip, pixel_sim=pixel_sim)["item_id"])
+        assert found == {both}
