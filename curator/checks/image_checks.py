@@ -328,10 +328,14 @@ class LowInformationCheck(ImageCheck):
     transparent image). Sparse content on a plain background (a thin handwritten "1", line-art
     icons) has low entropy but full contrast: it is content, not its absence. A transparent
     picture is judged by the larger of its inside's and its silhouette's entropy and contrast
-    (:func:`_shown`): a one-colour symbolic icon is flat inside, and its shape is its content;
-    and the sparse rule does not apply to it (a black letter or a minus sign on transparency has
-    0.6-1.1 bits of entropy at full contrast: clip art, not a blank frame), only the faint one
-    does.
+    (:func:`_shown`): a one-colour symbolic icon is flat inside, and its shape is its content.
+    Where its shape shows on the grey (:func:`_silhouette`) neither the sparse rule applies (a
+    black letter or a minus sign on transparency has 0.6-1.1 bits of entropy at full contrast:
+    clip art, not a blank frame) nor the faint one (Open Clip Art's blue stick figures cover a
+    tenth of their canvas, so their colours spread over it differ little: colour contrast
+    0.10-0.12 against a median of 0.24); only a blank or nearly invisible one is flagged. The
+    gap this leaves: a picture faded into near-transparency whose shape still shows (mean
+    opacity above ``min_opacity``) is not reported.
     Score: 1 - entropy / median entropy (1 for flat or transparent images).
 
     Darkening or brightening squeezes the grey levels together and so lowers the entropy: an
@@ -360,9 +364,12 @@ class LowInformationCheck(ImageCheck):
         score = np.where(blank, 1.0, np.clip(1.0 - e / ref, 0.0, 1.0))
         # faint in grey levels and in colour: a blue figure on the grey, or red on blue, has
         # little luminance contrast but its colours stand apart
-        faint = (contrast < self.contrast_ratio * max(float(np.nanmedian(contrast)), 1e-6)) & ~drawing
+        # a transparent picture whose shape shows on the grey is content however little of its
+        # canvas it covers (the spread of its colours over the canvas shrinks with the coverage)
+        shape = _silhouette(m)
+        faint = (contrast < self.contrast_ratio * max(float(np.nanmedian(contrast)), 1e-6)) & ~drawing & ~shape
         faint &= colours < self.contrast_ratio * max(float(np.nanmedian(colours)), 1e-6)
-        sparse = (e < self.sparse_ratio * ref) & ~_silhouette(m)
+        sparse = (e < self.sparse_ratio * ref) & ~shape
         flag = blank | sparse | ((e < self.ratio * ref) & faint)
         return score, flag, blank | (e < self.severe_ratio * ref)
 
