@@ -285,7 +285,9 @@ def initial_alignment(stack: np.ndarray, ia: np.ndarray, ib: np.ndarray, crop_sc
             shift, _ = _best_whole_shift(stack, warp(stack, guess, ib[sel]), ia=ia[sel])
             # comparing a[i] with warp(b)[i + d] samples b at c + s (i - c) + s d
             guess[:, :2] = shift[:, :2] * guess[:, 2:]
-            d_guess = _warped_mean_abs(stack, stack, guess, ia[sel], ib[sel])
+            # with a gain and offset fitted: a crop changes the image's own normalisation (a
+            # transparent icon's grey margin cut away), which the other searches do not undo
+            d_guess = masked_difference(stack[ia[sel]], stack[ib[sel]], guess)
             better = d_guess < best[sel]
             fine[sel[better]] = guess[better]
             best[sel[better]] = d_guess[better]
@@ -365,6 +367,11 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
                 # the kernels read the images through the pair indices (no per-pair copies)
                 params[rows] = initial_alignment(lum, ia, ib, None if guesses is None else guesses[rows], pooled)[0]
                 out[rows] = _warped_mean_abs(colour, colour, params[rows], ia, ib)
+                if guesses is not None:  # possible crops: also with a gain and offset fitted (see initial_alignment)
+                    crop = np.flatnonzero(np.abs(guesses[rows] - 1).max(axis=1) > 0.02)
+                    if len(crop):
+                        fitted = masked_difference(colour[ia[crop]], colour[ib[crop]], params[rows[crop]])
+                        out[rows[crop]] = np.minimum(out[rows[crop]], fitted)
 
             _each_chunk(search, len(block), chunk)
         todo = (out < PREFILTER) & _among_closest(pairs, out, refine_per_image, queries_only)
