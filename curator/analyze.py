@@ -41,7 +41,7 @@ from .stage_status import StageStatus
 from .stages import DatasetInputs, run_stages
 from .store import METRIC_COLUMNS, atomic_save_npy, reporting_damage, transaction, write_failure
 
-ANALYSIS_VERSION = "16"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items; 11: blur before tone, strongly blurred; 12: flat paint, transparent pairs on their own ground, dark grey ink; 13: defective but foreign outliers; 14: label margin per suggested class; 15: outliers far out in both the embedding and the pixel thumbnails; 16: a transparent picture whose shape shows is never faint)
+ANALYSIS_VERSION = "17"  # bump when check logic changes so stored issues are recomputed (10: IVF-SQ8 / sampled stages beyond 20k items; 11: blur before tone, strongly blurred; 12: flat paint, transparent pairs on their own ground, dark grey ink; 13: defective but foreign outliers; 14: label margin per suggested class; 15: outliers far out in both the embedding and the pixel thumbnails; 16: a transparent picture whose shape shows is never faint; 17: gain-fitted search difference of possible crops)
 # bump when what one decode produces changes (metrics, thumbnails, model input), so stored
 # per-image results are redone: 2 = alpha-weighted metrics, colour thumbnails, grey background;
 # 3 = EXIF orientation applied, 16-bit images scaled to 8 bits, large images decoded reduced;
