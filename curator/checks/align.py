@@ -278,7 +278,7 @@ def initial_alignment(stack: np.ndarray, ia: np.ndarray, ib: np.ndarray, crop_sc
     fine[use] = coarse[use]
     best = np.where(use, d_coarse, d_fine)
     if crop_scales is not None:
-        sel = np.flatnonzero(np.abs(crop_scales - 1).max(axis=1) > 0.02)
+        sel = possible_crops(crop_scales)
         if len(sel):
             guess = np.zeros((len(sel), 4), np.float32)
             guess[:, 2:] = crop_scales[sel]
@@ -292,6 +292,12 @@ def initial_alignment(stack: np.ndarray, ia: np.ndarray, ib: np.ndarray, crop_sc
             fine[sel[better]] = guess[better]
             best[sel[better]] = d_guess[better]
     return fine, best
+
+
+def possible_crops(scales: np.ndarray) -> np.ndarray:
+    """Rows of (P, 2) :func:`crop_scales` whose canvases differ enough (2%) that one image may be
+    a crop or resize of the other."""
+    return np.flatnonzero(np.abs(scales - 1).max(axis=1) > 0.02)
 
 
 def crop_scales(size_a: np.ndarray, size_b: np.ndarray) -> np.ndarray:
@@ -368,7 +374,7 @@ def pair_differences(thumbs: np.ndarray, pairs: np.ndarray, sides: np.ndarray | 
                 params[rows] = initial_alignment(lum, ia, ib, None if guesses is None else guesses[rows], pooled)[0]
                 out[rows] = _warped_mean_abs(colour, colour, params[rows], ia, ib)
                 if guesses is not None:  # possible crops: also with a gain and offset fitted (see initial_alignment)
-                    crop = np.flatnonzero(np.abs(guesses[rows] - 1).max(axis=1) > 0.02)
+                    crop = possible_crops(guesses[rows])
                     if len(crop):
                         fitted = masked_difference(colour[ia[crop]], colour[ib[crop]], params[rows[crop]])
                         out[rows[crop]] = np.minimum(out[rows[crop]], fitted)

@@ -274,8 +274,8 @@ class BlurryCheck(ImageCheck):
             return none
         native = m["native_detail"].to_numpy(dtype=float)
         own = _lower_reference(native, m)
-        lost = np.nan_to_num(native, nan=np.inf) < self.lost_detail_ratio * own
-        return lost, np.clip(1.0 - np.nan_to_num(native, nan=np.inf) / own, 0.0, 1.0)
+        measured = np.nan_to_num(native, nan=np.inf)  # unmeasured: never lost
+        return measured < self.lost_detail_ratio * own, np.clip(1.0 - measured / own, 0.0, 1.0)
 
     def score_and_flags(self, m):
         s = m["sharpness"].to_numpy()
